@@ -1,0 +1,89 @@
+"""``hdl-server DIR``: run a handle server from a Handle.Net style server directory.
+
+With ``--init`` a missing server directory is created first (an embedded default: RSA keys, prefix
+DEMO, a sample handle DEMO/hello, an administrator secret in admin_secret.txt), so one command
+gives a working server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from hdlserver.cli.common import add_passphrase_options, fail, passphrase_from
+from hdlserver.errors import HandleError
+from hdlserver.net import loop
+from hdlserver.net.logs import setup_logging
+from hdlserver.net.server import serve
+from hdlserver.serverdir import open_server_state
+from hdlserver.setup import SetupOptions, generate_admin_secret, setup_server_dir
+
+ADMIN_SECRET_FILE = "admin_secret.txt"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hdl-server", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("server_dir", type=Path, help="the server directory (config.dct, siteinfo.json, keys)")
+    p.add_argument("--init", action="store_true",
+                   help="create the server directory with the embedded defaults if it has no config.dct")
+    p.add_argument("--prefix", default="DEMO", help="prefix used by --init (default DEMO)")
+    p.add_argument("--port", type=int, default=2641, help="UDP/TCP port used by --init (default 2641)")
+    p.add_argument("--bind-address", default="127.0.0.1", help="bind address used by --init (default 127.0.0.1)")
+    add_passphrase_options(p, "server private key", "passphrase")
+    p.add_argument("--log-stdout", action="store_true", help="log to standard output instead of logs/")
+    p.add_argument("--pid-file", type=Path, help="write the process id here while running")
+    p.add_argument("--ready-file", type=Path,
+                   help="write 'label host port' lines here once the listeners are up (for scripts and tests)")
+    p.add_argument("--no-uvloop", action="store_true", help="use the stdlib asyncio event loop")
+    p.add_argument("--verbose", action="store_true")
+    return p
+
+
+def initialise(args: argparse.Namespace) -> None:
+    secret = generate_admin_secret()
+    result = setup_server_dir(SetupOptions(
+        server_dir=args.server_dir, prefixes=[args.prefix], bind_address=args.bind_address,
+        public_address=args.bind_address if args.bind_address != "0.0.0.0" else "127.0.0.1",
+        port=args.port, admin_secret=secret, sample_handle=True))
+    secret_file = args.server_dir / ADMIN_SECRET_FILE
+    fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(secret + "\n")
+    print(f"Initialised {result.server_dir}: prefix {result.prefix_handles[0]}, sample handle "
+          f"{result.sample_handle}, administrator {result.admin_identities[0]} "
+          f"(secret in {secret_file})", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    server_dir: Path = args.server_dir
+    try:
+        if not (server_dir / "config.dct").exists():
+            if not args.init:
+                return fail(f"{server_dir} has no config.dct: create it with hdl-setup-server {server_dir}, "
+                            f"or start with hdl-server --init {server_dir}")
+            initialise(args)
+        state = open_server_state(server_dir, passphrase=passphrase_from(args, "passphrase"))
+    except (HandleError, OSError) as exc:
+        return fail(str(exc))
+    logs = setup_logging(None if args.log_stdout else server_dir / "logs", to_stdout=args.log_stdout,
+                         verbose=args.verbose)
+    interfaces = ", ".join(f"{i.kind.upper()} {i.bind_address or '*'}:{i.bind_port}"
+                           for i in state.settings.interfaces)
+    print(f"hdlserver serving {server_dir} on {interfaces}", file=sys.stderr, flush=True)
+    try:
+        loop.run(serve(state, server_dir, ready_file=args.ready_file, pid_file=args.pid_file),
+                 use_uvloop=not args.no_uvloop)
+    except OSError as exc:
+        state.store.close()
+        return fail(f"cannot start the listeners: {exc}")
+    finally:
+        logs.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

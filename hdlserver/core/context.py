@@ -1,0 +1,64 @@
+"""State the request handlers work with: the server's identity and storage, and one request's origin.
+
+Handlers are pure functions of (request, RequestInfo, ServerState); the transports build RequestInfo.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from hdlserver.config.settings import Settings
+from hdlserver.core.homed import HomedPrefixes
+from hdlserver.core.signing import ResponseSigner
+from hdlserver.store.base import Store
+from hdlserver.wire.site import ServerInfo, SiteInfo
+
+TRANSPORT_UDP = "UDP"
+TRANSPORT_TCP = "TCP"
+TRANSPORT_HTTP = "HTTP"
+
+
+@dataclass(frozen=True, slots=True)
+class InterfaceRole:
+    """What a listener may serve, from the HS_SITE interface with its protocol and port (wire.md 12.3)."""
+
+    admin: bool = True
+    query: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class RequestInfo:
+    transport: str
+    client_address: str
+    role: InterfaceRole
+    received: float  # clock value when the request arrived (seconds)
+
+
+@dataclass(slots=True)
+class ServerStats:
+    requests: int = 0
+    resolutions: int = 0
+    errors: int = 0
+
+
+@dataclass(slots=True)
+class ServerState:
+    settings: Settings
+    site: SiteInfo
+    site_bytes: bytes  # the encoded HS_SITE record served by GET_SITE_INFO
+    this_server: ServerInfo
+    this_server_position: int  # array position in site.servers (for the multi-server hash)
+    store: Store
+    homed: HomedPrefixes
+    signer: ResponseSigner
+    clock: Callable[[], float]
+    stats: ServerStats = field(default_factory=ServerStats)
+
+    @property
+    def primary(self) -> bool:
+        return self.site.primary
+
+    @property
+    def case_sensitive(self) -> bool:
+        return self.settings.server.case_sensitive

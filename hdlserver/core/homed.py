@@ -1,0 +1,63 @@
+"""Which prefixes this server serves, and the responsibility test of server.md 7.1.
+
+The set of homed prefixes is read from the store at start and kept in memory, because every
+resolution consults it; home/unhome update both the store and this cache.
+"""
+
+from __future__ import annotations
+
+from hdlserver.errors import ProtocolError
+from hdlserver.store.base import Store
+from hdlserver.wire.codes import ResponseCode
+from hdlserver.wire.handles import NA_PREFIX, prefix_handle_of, server_position, to_prefix_handle
+from hdlserver.wire.site import SiteInfo
+
+NOT_HERE = "That prefix doesn't live here"
+HASHED_WRONG = "Request was hashed incorrectly"
+
+
+class HomedPrefixes:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._homed: set[bytes] = {p.upper() for p in store.homed_prefixes()}
+
+    def __contains__(self, prefix_handle: bytes) -> bool:
+        return prefix_handle.upper() in self._homed
+
+    def home(self, prefix: bytes) -> bytes:
+        handle = to_prefix_handle(prefix)
+        self._store.home_prefix(handle)
+        self._homed.add(handle)
+        return handle
+
+    def unhome(self, prefix: bytes) -> bool:
+        handle = to_prefix_handle(prefix)
+        removed = self._store.unhome_prefix(handle)
+        self._homed.discard(handle)
+        return removed
+
+    def sorted(self) -> list[bytes]:
+        return sorted(self._homed)
+
+    def serves(self, handle: bytes) -> bool:
+        """server.md 7.1 steps 2-3, for a handle already in its 0.NA form when slashless."""
+        if prefix_handle_of(handle) in self._homed:
+            return True
+        if handle[:5].upper() != NA_PREFIX:
+            return False
+        # Derived prefix handle 0.NA/a.b.c: served if some 0.NA/0.NA/a.b or 0.NA/0.NA/a is homed.
+        rest = handle[5:]
+        dot = rest.rfind(b".")
+        while dot > 0:
+            if NA_PREFIX + (NA_PREFIX + rest[:dot]).upper() in self._homed:
+                return True
+            dot = rest.rfind(b".", 0, dot)
+        return False
+
+
+def check_responsible(site: SiteInfo, own_position: int, homed: HomedPrefixes, handle: bytes) -> None:
+    """Raise RC 301 unless this server is responsible for ``handle`` (server.md 7.1)."""
+    if len(site.servers) > 1 and server_position(handle, site.hash_option, len(site.servers)) != own_position:
+        raise ProtocolError(ResponseCode.SERVER_NOT_RESP, HASHED_WRONG)
+    if not homed.serves(handle):
+        raise ProtocolError(ResponseCode.SERVER_NOT_RESP, NOT_HERE)

@@ -1,0 +1,109 @@
+"""RESOLUTION (op 1) and GET_SITE_INFO (op 2): the full path and the hot path (design.md section 7).
+
+The hot path answers the common request -- an unsigned, unencrypted, unfiltered resolution or a site
+info request outside a session -- by reading a few header fields and copying the stored, pre-encoded
+values into the answer; anything else returns None and goes through the full codec.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from hdlserver.core.context import ServerState
+from hdlserver.core.homed import check_responsible
+from hdlserver.errors import ProtocolError
+from hdlserver.wire.bodies import ResolutionRequest, ResolutionResponse, SiteInfoResponse
+from hdlserver.wire.codes import EnvelopeFlag, OpCode, OpFlag, ResponseCode
+from hdlserver.wire.digest import request_digest
+from hdlserver.wire.envelope import ENVELOPE_SIZE, SERVER_VERSION, response_version
+from hdlserver.wire.handles import normalize_slashless
+from hdlserver.wire.values import filter_values
+
+_REQUEST_HEAD = struct.Struct(">BBBBiiii" "iiiHBBii")  # envelope + header
+_RESPONSE_HEAD = struct.Struct(">BBBBiiii" "iiIHBBii")
+_INT4 = struct.Struct(">i")
+_HEAD_SIZE = ENVELOPE_SIZE + 24
+_NO_FILTERS = b"\x00" * 8
+_EMPTY_ERROR = b"\x00\x00\x00\x00"
+_NO_CREDENTIAL = b"\x00\x00\x00\x00"
+# Requests that need the full path: signing, encryption (wire.md 5).
+_SLOW_FLAGS = OpFlag.CT | OpFlag.ENC
+_RESPONSE_LIFETIME = 43_200
+
+
+def resolve(state: ServerState, request: ResolutionRequest, flags: int) -> tuple[int, object]:
+    """The full resolution path: (response code, body)."""
+    handle = normalize_slashless(request.handle)
+    check_responsible(state.site, state.this_server_position, state.homed, handle)
+    record = state.store.get_record(handle)
+    if record is None:
+        raise ProtocolError(ResponseCode.HANDLE_NOT_FOUND)
+    values = filter_values(record.values(), request.indexes, request.types)
+    # Only publicly readable values are returned until an authenticated read (auth issue) can ask for
+    # the others; with PO set this is exactly the Java rule (server.md 8 step 5).
+    readable = [v for v in values if v.public_read]
+    if not readable:
+        raise ProtocolError(ResponseCode.VALUES_NOT_FOUND)
+    return ResponseCode.SUCCESS, ResolutionResponse(handle=request.handle, values=tuple(readable))
+
+
+def site_info(state: ServerState) -> tuple[int, object]:
+    return ResponseCode.SUCCESS, SiteInfoResponse(site_data=state.site_bytes)
+
+
+@dataclass(frozen=True, slots=True)
+class FastAnswer:
+    response: bytes
+    opcode: int
+    response_code: int
+    handle: bytes
+    suggested: tuple[int, int]
+
+
+def fast_answer(state: ServerState, data: bytes) -> FastAnswer | None:
+    """Answer a plain resolution or site-info request from its bytes, or None for the full path."""
+    if len(data) < _HEAD_SIZE:
+        return None
+    (major, minor, flag_byte, sminor, session_id, request_id, _seq, msg_len,
+     opcode, rcode, flags, _serial, recursion, _res, _exp, body_len) = _REQUEST_HEAD.unpack_from(data)
+    if (flag_byte & (EnvelopeFlag.EC | EnvelopeFlag.TC | EnvelopeFlag.CP) or session_id != 0 or rcode != 0
+            or flags & _SLOW_FLAGS or msg_len != len(data) - ENVELOPE_SIZE
+            or body_len < 0 or _HEAD_SIZE + body_len > len(data) or major != 2):
+        return None
+    smajor = flag_byte & EnvelopeFlag.SUGGESTED_MAJOR_MASK
+    suggested = (smajor, sminor) if smajor else (major, minor)
+    if opcode == OpCode.RESOLUTION:
+        body_end = _HEAD_SIZE + body_len
+        handle_len = _INT4.unpack_from(data, _HEAD_SIZE)[0] if body_len >= 4 else -1
+        if handle_len < 0 or 4 + handle_len + 8 != body_len or data[body_end - 8 : body_end] != _NO_FILTERS:
+            return None
+        handle = data[_HEAD_SIZE + 4 : _HEAD_SIZE + 4 + handle_len]
+        if b"/" not in handle or len(state.site.servers) > 1 or not state.homed.serves(handle):
+            return None
+        record = state.store.get_record(handle)
+        if record is None:
+            code, tail = ResponseCode.HANDLE_NOT_FOUND, _EMPTY_ERROR
+        elif record.all_public_read and record.encoded_values != _EMPTY_ERROR:
+            code, tail = ResponseCode.SUCCESS, data[_HEAD_SIZE : _HEAD_SIZE + 4 + handle_len] + record.encoded_values
+        else:
+            return None
+    elif opcode == OpCode.GET_SITE_INFO:
+        handle, code, tail = b"", ResponseCode.SUCCESS, state.site_bytes
+    else:
+        return None
+    version = response_version(suggested)
+    if version[0] != 2 or (flags & OpFlag.RD and version < (2, 1)):
+        return None  # legacy versions and the pre-2.1 digest layout are left to the full codec
+    out_flags = OpFlag.REC | (flags & (OpFlag.CA | OpFlag.PO | OpFlag.DNRF | OpFlag.RD))
+    if state.primary:
+        out_flags |= OpFlag.AT
+    if flags & OpFlag.RD:
+        alg, digest = request_digest(data[ENVELOPE_SIZE : _HEAD_SIZE + body_len], version)
+        tail = bytes((alg,)) + digest + tail
+    message_length = 24 + len(tail) + 4
+    head = _RESPONSE_HEAD.pack(
+        version[0], version[1], SERVER_VERSION[0], SERVER_VERSION[1], 0, request_id, 0, message_length,
+        opcode, code, out_flags,
+        state.site.serial & 0xFFFF, recursion, 0, int(state.clock()) + _RESPONSE_LIFETIME, len(tail))
+    return FastAnswer(head + tail + _NO_CREDENTIAL, opcode, code, handle, suggested)

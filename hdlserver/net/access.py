@@ -1,0 +1,26 @@
+"""Access logging shared by the transports: one line per answered request, off the event loop."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from hdlserver.core.accesslog import format_access_line
+from hdlserver.net.logs import ACCESS_LOGGER
+
+_access = logging.getLogger(ACCESS_LOGGER)
+
+
+class AccessLog:
+    def __init__(self, enabled: bool, transport: str) -> None:
+        self.enabled = enabled
+        self.transport = transport
+
+    def record(self, client: str, suggested: tuple[int, int], started: float, opcode: int, response_code: int,
+               handle: bytes, identity: str = "") -> None:
+        if not self.enabled:
+            return
+        now = time.time()
+        millis = int((time.monotonic() - started) * 1000)
+        _access.info(format_access_line(client, self.transport, suggested, now, opcode, response_code, millis,
+                                        identity, handle))

@@ -1,0 +1,145 @@
+"""Listeners and lifecycle: start the interfaces of config.dct, stop on a signal or when
+``delete_this_to_stop_server`` disappears (server.md 13)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hdlserver.core.context import InterfaceRole, ServerState
+from hdlserver.core.dispatch import Dispatcher
+from hdlserver.net.access import AccessLog
+from hdlserver.net.loop import loop_name
+from hdlserver.net.tcp import TcpConnections, TcpHandleProtocol
+from hdlserver.net.udp import UdpHandleProtocol
+from hdlserver.wire.site import PROTO_TCP, PROTO_UDP
+
+log = logging.getLogger("hdlserver.server")
+
+STOP_FILE = "delete_this_to_stop_server"
+STOP_FILE_POLL_SECONDS = 1.0
+UDP_EXPIRY_SECONDS = 1.0
+
+
+def interface_role(state: ServerState, protocol: int, port: int) -> InterfaceRole:
+    """Admin/query capability from the HS_SITE interface with this protocol and port; both if none."""
+    for iface in state.this_server.interfaces:
+        if iface.protocol == protocol and iface.port == port:
+            return InterfaceRole(admin=iface.admin, query=iface.query)
+    return InterfaceRole()
+
+
+@dataclass
+class RunningServer:
+    """The listeners of one server; ``addresses`` holds the bound (host, port) per interface label."""
+
+    state: ServerState
+    servers: list[asyncio.AbstractServer] = field(default_factory=list)
+    udp_transports: list[asyncio.DatagramTransport] = field(default_factory=list)
+    udp_protocols: list[UdpHandleProtocol] = field(default_factory=list)
+    tcp_connections: list[TcpConnections] = field(default_factory=list)
+    addresses: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.close()
+        for transport in self.udp_transports:
+            transport.close()
+        for conns in self.tcp_connections:
+            conns.close_all()
+
+
+async def start_listeners(state: ServerState) -> RunningServer:
+    loop = asyncio.get_running_loop()
+    running = RunningServer(state)
+    dispatcher = Dispatcher(state)
+    limits = state.settings.server
+    for iface in state.settings.interfaces:
+        host = iface.bind_address or "0.0.0.0"
+        if iface.kind == "udp":
+            role = interface_role(state, PROTO_UDP, iface.bind_port)
+            sock = _udp_socket(host, iface.bind_port)
+            transport, protocol = await loop.create_datagram_endpoint(
+                lambda role=role, iface=iface: UdpHandleProtocol(
+                    state, dispatcher, role, AccessLog(iface.log_accesses, "UDP"), limits.max_udp_pending),
+                sock=sock)
+            running.udp_transports.append(transport)  # type: ignore[arg-type]
+            running.udp_protocols.append(protocol)
+            running.addresses[iface.label] = transport.get_extra_info("sockname")[:2]
+        elif iface.kind == "tcp":
+            role = interface_role(state, PROTO_TCP, iface.bind_port)
+            conns = TcpConnections(limits.max_tcp_connections)
+            idle = iface.max_idle_time_ms / 1000.0
+            server = await loop.create_server(
+                lambda role=role, conns=conns, idle=idle, iface=iface: TcpHandleProtocol(
+                    state, dispatcher, role, AccessLog(iface.log_accesses, "TCP"), conns, idle),
+                host=host, port=iface.bind_port, backlog=iface.backlog, reuse_address=True)
+            running.servers.append(server)
+            running.tcp_connections.append(conns)
+            running.addresses[iface.label] = server.sockets[0].getsockname()[:2]
+        else:
+            log.warning("interface %s (%s) is not served yet; skipped", iface.label, iface.kind)
+    for label, (host, port) in running.addresses.items():
+        log.info("listening on %s %s:%d", label, host, port)
+    return running
+
+
+def _udp_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+    sock.bind((host, port))
+    sock.setblocking(False)
+    return sock
+
+
+async def serve(state: ServerState, server_dir: Path, *, ready_file: Path | None = None,
+                pid_file: Path | None = None) -> None:
+    """Run until SIGTERM/SIGINT or until the stop file is deleted; then close everything cleanly."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    running = await start_listeners(state)
+    stop_file = server_dir / STOP_FILE
+    stop_file.write_text("Delete this file to stop the handle server.\n", encoding="utf-8")
+    if pid_file is not None:
+        pid_file.write_text(f"{os.getpid()}\n", encoding="utf-8")
+    if ready_file is not None:
+        ready_file.write_text(_addresses_text(running), encoding="utf-8")
+    log.info("hdlserver started on %s with %d handles", loop_name(), state.store.count_handles())
+    try:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), STOP_FILE_POLL_SECONDS)
+            if not stop_file.exists():
+                log.info("%s was deleted: stopping", STOP_FILE)
+                stop.set()
+            for protocol in running.udp_protocols:
+                protocol.expire()
+    finally:
+        log.info("stopping")
+        running.close()
+        for server in running.servers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 5)
+        state.store.close()
+        with contextlib.suppress(FileNotFoundError):
+            stop_file.unlink()
+        if pid_file is not None:
+            with contextlib.suppress(FileNotFoundError):
+                pid_file.unlink()
+        log.info("stopped")
+
+
+def _addresses_text(running: RunningServer) -> str:
+    return "".join(f"{label} {host} {port}\n" for label, (host, port) in running.addresses.items())

@@ -1,0 +1,125 @@
+"""TCP listener: framed messages on a stream (wire.md 12.1).
+
+Several requests may follow one another on a connection and are answered in order; the connection
+closes after ``max_idle_time`` without data, on a framing error (after an RC 4 answer), or when the
+client closes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from hdlserver.core.context import TRANSPORT_TCP, InterfaceRole, RequestInfo, ServerState
+from hdlserver.core.dispatch import Dispatcher
+from hdlserver.core.resolve import fast_answer
+from hdlserver.core.responder import encode_early_error
+from hdlserver.errors import DecodeError
+from hdlserver.net.access import AccessLog
+from hdlserver.wire.codes import ResponseCode
+from hdlserver.wire.envelope import ENVELOPE_SIZE, decode_envelope
+
+log = logging.getLogger("hdlserver.tcp")
+
+
+class TcpConnections:
+    """Counts open connections so that a listener can refuse more than its limit."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open: set[TcpHandleProtocol] = set()
+
+    def close_all(self) -> None:
+        for conn in list(self.open):
+            conn.close()
+
+
+class TcpHandleProtocol(asyncio.Protocol):
+    def __init__(self, state: ServerState, dispatcher: Dispatcher, role: InterfaceRole, access: AccessLog,
+                 connections: TcpConnections, idle_timeout: float) -> None:
+        self.state = state
+        self.dispatcher = dispatcher
+        self.role = role
+        self.access = access
+        self.connections = connections
+        self.idle_timeout = idle_timeout
+        self.buffer = bytearray()
+        self.transport: asyncio.Transport | None = None
+        self.peer = "?"
+        self.idle_handle: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        self.peer = peer[0] if peer else "?"
+        if len(self.connections.open) >= self.connections.limit:
+            log.warning("refusing TCP connection from %s: %d connections open", self.peer,
+                        len(self.connections.open))
+            transport.close()
+            return
+        self.connections.open.add(self)
+        self._arm_idle_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.connections.open.discard(self)
+        if self.idle_handle is not None:
+            self.idle_handle.cancel()
+        self.transport = None
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def _arm_idle_timer(self) -> None:
+        if self.idle_handle is not None:
+            self.idle_handle.cancel()
+        self.idle_handle = asyncio.get_running_loop().call_later(self.idle_timeout, self.close)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        self._arm_idle_timer()
+        try:
+            self._process_buffer()
+        except Exception:
+            log.exception("TCP request from %s failed", self.peer)
+            self.close()
+
+    def _process_buffer(self) -> None:
+        while self.transport is not None and len(self.buffer) >= ENVELOPE_SIZE:
+            started = time.monotonic()
+            try:
+                envelope = decode_envelope(self.buffer)
+            except DecodeError as exc:
+                self._refuse_garbage(str(exc))
+                return
+            end = ENVELOPE_SIZE + envelope.message_length
+            if len(self.buffer) < end:
+                return
+            frame = bytes(self.buffer[:end])
+            del self.buffer[:end]
+            fast = fast_answer(self.state, frame)
+            if fast is not None:
+                self.transport.write(fast.response)
+                self.state.stats.requests += 1
+                self.access.record(self.peer, fast.suggested, started, fast.opcode, fast.response_code,
+                                   fast.handle)
+                continue
+            info = RequestInfo(TRANSPORT_TCP, self.peer, self.role, started)
+            outcome = self.dispatcher.handle(envelope, frame[ENVELOPE_SIZE:], info)
+            self.transport.writelines(outcome.messages)
+            self.access.record(self.peer, outcome.suggested, started, outcome.opcode, outcome.response_code,
+                               outcome.handle, outcome.identity)
+            if outcome.close:
+                self.close()
+                return
+
+    def _refuse_garbage(self, reason: str) -> None:
+        """A frame whose envelope cannot be read: answer RC 4 (wire.md 12.6 rule 1) and close."""
+        request_id = int.from_bytes(self.buffer[8:12], "big", signed=True) if len(self.buffer) >= 12 else -1
+        log.info("closing TCP connection from %s: %s", self.peer, reason)
+        if self.transport is not None:
+            self.transport.write(encode_early_error(self.state, ResponseCode.PROTOCOL_ERROR,
+                                                    f"Invalid message: {reason}", request_id=request_id))
+        self.buffer.clear()
+        self.close()

@@ -1,0 +1,162 @@
+"""The real Java Handle.Net 9.2 client tools against hdlserver: resolution (UDP and TCP), site info.
+
+``hdl-qresolver`` is Java's HDLTrace: it prints its message trace on stderr ("sending HDL-UDP request",
+"received HDL-UDP response") and the answer on stdout ("Got Response:" / "Got Error:", then one line per
+value with text data quoted). It exits 0 whatever the answer, so the tests read the answer.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from conftest import MANY_VALUES
+from java import JavaRun, JavaServer, run_java, write_client_config
+from servers import ServerProcess
+
+from hdlserver.config.siteinfo import load_site_info, save_site_info_json
+from hdlserver.wire.site import encode_site
+
+pytestmark = pytest.mark.interop
+
+TRANSPORTS = ["udp", "tcp"]
+PROTOCOL = {"udp": "HDL-UDP", "tcp": "HDL-TCP"}
+
+
+def qresolve(handle: str, config_dir: Path) -> JavaRun:
+    run = run_java("hdl-qresolver", handle, config_dir=config_dir)
+    assert run.returncode == 0, run.describe()
+    assert "Exception" not in run.output, run.describe()
+    return run
+
+
+def assert_went_over(run: JavaRun, transport: str) -> None:
+    """The request went out over ``transport`` only: no fallback to the other protocol was needed."""
+    other = "tcp" if transport == "udp" else "udp"
+    assert f"sending {PROTOCOL[transport]} request" in run.stderr, run.describe()
+    assert f"received {PROTOCOL[transport]} response" in run.stderr, run.describe()
+    assert f"sending {PROTOCOL[other]} request" not in run.stderr, run.describe()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_qresolver_resolves_handle(hdl_clients: dict[str, Path], transport: str) -> None:
+    run = qresolve("TEST/hello", hdl_clients[transport])
+    assert_went_over(run, transport)
+    assert "Got Response:" in run.stdout, run.describe()
+    assert "version=2.11; oc=1; rc=1;" in run.stdout, run.describe()
+    assert 'index=1 type=URL rwr- "https://www.handle.net/"' in run.stdout, run.describe()
+    assert 'index=2 type=DESC rwr- "A sample handle"' in run.stdout, run.describe()
+    assert 'index=100 type=HS_ADMIN rwr- "0FFF00000009302E4E412F544553540000012C"' in run.stdout, run.describe()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_qresolver_missing_handle_is_error_100(hdl_clients: dict[str, Path], transport: str) -> None:
+    run = qresolve("TEST/does-not-exist", hdl_clients[transport])
+    assert_went_over(run, transport)
+    assert "Got Error:" in run.stdout, run.describe()
+    assert "Error(100): HANDLE NOT FOUND" in run.stdout, run.describe()
+
+
+def test_qresolver_unhomed_prefix_is_error_301(hdl_clients: dict[str, Path]) -> None:
+    # Java's own server answers "Error(301): SERVER NOT RESPONSIBLE FOR HANDLE: That prefix doesn't live
+    # here"; the Java client prints the code and name, then the server's message.
+    run = qresolve("OTHER/x", hdl_clients["udp"])
+    assert "Got Error:" in run.stdout, run.describe()
+    assert "Error(301): SERVER NOT RESPONSIBLE FOR HANDLE" in run.stdout, run.describe()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_qresolver_prefix_handle_leaves_out_secret_key(hdl_clients: dict[str, Path], transport: str) -> None:
+    run = qresolve("0.NA/TEST", hdl_clients[transport])
+    assert "Got Response:" in run.stdout, run.describe()
+    assert "index=100 type=HS_ADMIN" in run.stdout, run.describe()
+    assert "index=301 type=HS_PUBKEY" in run.stdout, run.describe()
+    assert "HS_SECKEY" not in run.output and "index=300" not in run.output, run.describe()
+    assert '"secret"' not in run.output, run.describe()
+
+
+def test_qresolver_reassembles_multi_datagram_answer(hdl_clients: dict[str, Path]) -> None:
+    run = qresolve("TEST/many", hdl_clients["udp"])
+    assert_went_over(run, "udp")
+    for i in range(1, MANY_VALUES + 1):
+        assert f'index={i} type=URL rwr- "http://example.org/a/long/path/{i:03d}"' in run.stdout, run.describe()
+
+
+def test_qresolver_shows_only_public_values_with_their_attributes(hdl_clients: dict[str, Path]) -> None:
+    run = qresolve("TEST/mixed", hdl_clients["tcp"])
+    assert "Got Response:" in run.stdout, run.describe()
+    assert 'index=1 type=URL rwr- "http://example.org/public"' in run.stdout, run.describe()
+    assert 'index=4 type=URL.us rwr- "http://example.org/us"' in run.stdout, run.describe()
+    assert "index=5 type=BLOB" in run.stdout, run.describe()
+    assert "index=3" not in run.stdout and "hidden" not in run.stdout, run.describe()
+
+
+def test_getsiteinfo_writes_our_site_record(hdl_server: ServerProcess, tmp_path: Path) -> None:
+    out = tmp_path / "got-siteinfo.bin"
+    run = run_java("hdl-getsiteinfo", "127.0.0.1", str(hdl_server.port), out)
+    assert run.returncode == 0, run.describe()
+    ours = load_site_info(hdl_server.directory)
+    assert load_site_info(tmp_path, file_name=out.name) == ours
+    # Java re-encodes what it decoded: byte-identical to our encoding of the same record.
+    assert out.read_bytes() == encode_site(ours)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Certified resolution. No Java command-line tool asks for one (HDLTrace and every other resolver tool
+# leave CT clear), so a five-line client compiled on the fly sets ``certify`` and ``returnRequestDigest``
+# on a ResolutionRequest; Java's HandleResolver then checks the HS_SIGNED signature against the
+# server's public key in the client's site information and the request digest, and throws otherwise.
+
+CERTIFIED_RESOLVER = """\
+import net.handle.hdllib.*;
+
+public class ResolveCertified {
+    public static void main(String[] args) throws Exception {
+        ResolutionRequest request = new ResolutionRequest(Util.encodeString(args[0]), null, null, null);
+        request.certify = true;
+        request.returnRequestDigest = true;
+        AbstractResponse response = new HandleResolver().processRequest(request);
+        boolean signed = response.signature != null && response.signature.length > 0;
+        System.out.println("rc=" + response.responseCode + " certify=" + response.certify + " signed=" + signed);
+        if (response instanceof ResolutionResponse) {
+            for (HandleValue value : ((ResolutionResponse) response).getHandleValues()) System.out.println(value);
+        }
+    }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def certified_resolver(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if shutil.which("javac") is None:
+        pytest.skip("javac not installed: a JDK is needed to compile the certified-resolution client")
+    source = tmp_path_factory.mktemp("certified") / "ResolveCertified.java"
+    source.write_text(CERTIFIED_RESOLVER, encoding="utf-8")
+    return source
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize(("handle", "code"), [("TEST/hello", 1), ("TEST/does-not-exist", 100)])
+def test_java_client_verifies_certified_answer(hdl_clients: dict[str, Path], certified_resolver: Path,
+                                               transport: str, handle: str, code: int) -> None:
+    run = run_java("hdl-java", certified_resolver, handle, config_dir=hdl_clients[transport])
+    assert run.returncode == 0, run.describe()
+    assert f"rc={code} certify=true signed=true" in run.stdout, run.describe()
+    if code == 1:
+        assert 'index=1 type=URL rwr- "https://www.handle.net/"' in run.stdout, run.describe()
+
+
+def test_java_client_rejects_answer_signed_by_another_key(hdl_server: ServerProcess, java_server: JavaServer,
+                                                         certified_resolver: Path, tmp_path: Path) -> None:
+    """Control for the test above: with another server key in the client's site information (the Java
+    server's), Java's signature check fails on our answer, so the check above really verified it."""
+    site = load_site_info(hdl_server.directory)
+    other_key = (java_server.directory / "pubkey.bin").read_bytes()
+    forged = replace(site, servers=tuple(replace(s, public_key=other_key) for s in site.servers))
+    save_site_info_json(tmp_path / "siteinfo.json", forged)
+    config = write_client_config(tmp_path / "wrong-key", tmp_path / "siteinfo.json", udp=False)
+    run = run_java("hdl-java", certified_resolver, "TEST/hello", config_dir=config)
+    assert run.returncode != 0, run.describe()
+    assert "MISSING_OR_INVALID_SIGNATURE" in run.stderr, run.describe()
