@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import random
+import resource
 import shutil
 import signal
 import socket
@@ -171,6 +172,19 @@ def cpu_seconds(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_busy_seconds(cpu: int | None) -> float | None:
+    """Non-idle time of one CPU (all processes and the kernel), from /proc/stat."""
+    if cpu is None:
+        return None
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/stat").read_text().splitlines():
+            fields = line.split()
+            if fields[0] == f"cpu{cpu}":
+                ticks = [int(v) for v in fields[1:8]]  # user nice system idle iowait irq softirq
+                return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+    return None
+
+
 @dataclass
 class Server:
     """A server process this script started (and is the only one to stop)."""
@@ -260,6 +274,8 @@ def first_answer_after(server: Server, handle: str, started: float) -> float:
 
 def setup_hdlserver(work: Path, count: int, python: str, no_uvloop: bool, cpu: int | None) -> Server:
     directory = work / "hdlserver"
+    if os.sep in python:  # the server runs in another working directory
+        python = os.path.abspath(python)
     server = Server("hdlserver-asyncio" if no_uvloop else "hdlserver", directory, free_port())
     env = {
         **os.environ,
@@ -395,6 +411,7 @@ def run_loadgen(
     missing: float,
     names_file: Path,
     server: Server,
+    server_cpu: int | None,
 ) -> dict[str, Any]:
     argv = pinned(
         cpu,
@@ -422,6 +439,8 @@ def run_loadgen(
     )
     assert server.process is not None
     server_cpu_before = cpu_seconds(server.process.pid)
+    busy_before = cpu_busy_seconds(server_cpu), cpu_busy_seconds(cpu)
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -435,15 +454,35 @@ def run_loadgen(
         proc.wait(STOP_TIMEOUT)
         raise
     wall = time.monotonic() - started
-    server_cpu = cpu_seconds(server.process.pid) - server_cpu_before
+    server_seconds = cpu_seconds(server.process.pid) - server_cpu_before
+    busy_after = cpu_busy_seconds(server_cpu), cpu_busy_seconds(cpu)
+    # the generator is the only child reaped since children_before (taskset execs it)
+    children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    generator_seconds = (children_after.ru_utime + children_after.ru_stime) - (
+        children_before.ru_utime + children_before.ru_stime
+    )
     lines = [line for line in out.decode().splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(
             f"load generator failed ({proc.returncode}): {' '.join(argv)}\n{out.decode()}{err.decode()}"
         )
     result: dict[str, Any] = json.loads(lines[-1])
-    result["server_cpu_pct"] = round(100 * server_cpu / wall, 1)
+    result["server_cpu_pct"] = percent(server_seconds, wall)
+    result["generator_cpu_pct"] = percent(generator_seconds, wall)
+    # What else ran on each pinned CPU: other processes, and kernel work not charged to ours.
+    result["server_cpu_other_pct"] = other_percent(busy_before[0], busy_after[0], server_seconds, wall)
+    result["load_cpu_other_pct"] = other_percent(busy_before[1], busy_after[1], generator_seconds, wall)
     return result
+
+
+def percent(seconds: float, wall: float) -> float:
+    return round(100 * seconds / wall, 1)
+
+
+def other_percent(before: float | None, after: float | None, ours: float, wall: float) -> float | None:
+    if before is None or after is None:
+        return None
+    return max(0.0, percent(after - before - ours, wall))
 
 
 # ---------------------------------------------------------------- Python fallback generator
@@ -655,7 +694,14 @@ COLUMNS = (
     "lost",
     "RSS MB",
     "srv cpu%",
+    "srv other%",
+    "gen cpu%",
+    "gen other%",
 )
+
+
+def optional_percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
 
 
 def table_rows(results: list[dict[str, Any]]) -> list[tuple[str, ...]]:
@@ -674,6 +720,9 @@ def table_rows(results: list[dict[str, Any]]) -> list[tuple[str, ...]]:
                 str(r["lost"]),
                 f"{r['peak_rss_mb']:.1f}",
                 f"{r['server_cpu_pct']:.0f}",
+                optional_percent(r.get("server_cpu_other_pct")),
+                f"{r['generator_cpu_pct']:.0f}",
+                optional_percent(r.get("load_cpu_other_pct")),
             )
         )
     return rows
@@ -883,7 +932,15 @@ def benchmark(args: argparse.Namespace) -> int:
                     if not server.alive():
                         raise RuntimeError(f"{server.name} died:\n{server.log_tail()}")
                     result = run_loadgen(
-                        generator, load_cpu, server.port, transport, args, missing, names_file, server
+                        generator,
+                        load_cpu,
+                        server.port,
+                        transport,
+                        args,
+                        missing,
+                        names_file,
+                        server,
+                        server_cpu,
                     )
                     assert server.process is not None
                     result["server"] = server.name

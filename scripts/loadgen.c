@@ -620,6 +620,7 @@ struct conn {
     enum conn_state state;
     int first_slot, n_slots, in_flight;
     int64_t since_ns; /* when the connection was opened or last finished a request */
+    uint32_t events;  /* what epoll currently watches for */
     unsigned char *out;
     size_t out_len, out_off;
     unsigned char *in;
@@ -632,6 +633,8 @@ static int epfd;
 static int reconnect_mode;
 
 static void conn_watch(struct conn *c, int idx, uint32_t events) {
+    if (c->events == events) return;
+    c->events = events;
     struct epoll_event ev = {.events = events, .data.u32 = (uint32_t)idx};
     epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev);
 }
@@ -674,7 +677,8 @@ static int conn_open(struct conn *c, int idx, const struct sockaddr_storage *add
     c->since_ns = now_ns();
     c->state = rc == 0 ? CONN_OPEN : CONN_CONNECTING;
     c->out_len = c->out_off = c->in_len = 0;
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.u32 = (uint32_t)idx};
+    c->events = EPOLLIN | EPOLLOUT;
+    struct epoll_event ev = {.events = c->events, .data.u32 = (uint32_t)idx};
     epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
     return 0;
 }

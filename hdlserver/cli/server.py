@@ -8,6 +8,7 @@ gives a working server.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -71,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         return fail(str(exc))
     logs = setup_logging(None if args.log_stdout else server_dir / "logs", to_stdout=args.log_stdout,
                          verbose=args.verbose)
+    for warning in state.settings.warnings:
+        logging.getLogger("hdlserver.config").warning("%s", warning)
     interfaces = ", ".join(f"{i.kind.upper()} {i.bind_address or '*'}:{i.bind_port}"
                            for i in state.settings.interfaces)
     print(f"hdlserver serving {server_dir} on {interfaces}", file=sys.stderr, flush=True)

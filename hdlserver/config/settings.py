@@ -219,7 +219,9 @@ class ServerConfig:
     # -- HTTP front end
     http_config: HttpServerConfig = HttpServerConfig()  # ``http_config``
     # -- hdlserver's own keys (not read by Java)
-    storage_partitions: int = 4  # ``storage_partitions``: LMDB partitions of a new store (fixed afterwards)
+    # ``storage_partitions``: LMDB partitions of a new store (default 4); None when absent, so that an
+    # existing store opens with the count it recorded.
+    storage_partitions: int | None = None
     # ``java_compatible_early_errors``: no = errors before a request is decoded echo its request id;
     # yes = answer them as Java does, with RequestId -1.
     java_compatible_early_errors: bool = False
@@ -436,9 +438,11 @@ class _Table:
             self.warn(key, f"{e.reason}; using {default}")
             return default
 
-    def optional_integer(self, key: str, *, minimum: int = JAVA_INT_MIN) -> int | None:
+    def optional_integer(
+        self, key: str, *, minimum: int = JAVA_INT_MIN, maximum: int = JAVA_INT_MAX
+    ) -> int | None:
         """An integer that must parse when present; None when absent."""
-        return self.integer(key, 0, minimum=minimum) if key in self._table else None
+        return self.integer(key, 0, minimum=minimum, maximum=maximum) if key in self._table else None
 
     def required_integer(self, key: str, *, minimum: int = JAVA_INT_MIN, maximum: int = JAVA_INT_MAX) -> int:
         if key not in self._table:
@@ -722,7 +726,7 @@ def _server_config(t: _Table) -> ServerConfig:
         replication_pull_other_transactions=t.flag("replication_pull_other_transactions", False),
         replication_accept_prefixes=replication_accept,
         http_config=_http_server_config(http) if http is not None else HttpServerConfig(),
-        storage_partitions=t.integer("storage_partitions", 4, minimum=1, maximum=_MAX_STORAGE_PARTITIONS),
+        storage_partitions=t.optional_integer("storage_partitions", minimum=1, maximum=_MAX_STORAGE_PARTITIONS),
         java_compatible_early_errors=t.flag("java_compatible_early_errors", False),
         max_udp_pending=t.integer("max_udp_pending", 1024, minimum=1),
         max_tcp_connections=t.integer("max_tcp_connections", 1000, minimum=1),

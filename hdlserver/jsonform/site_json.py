@@ -40,6 +40,7 @@ from hdlserver.wire.site import (
 
 _PROTOCOLS_BY_NAME = {name: code for code, name in PROTOCOL_NAMES.items()}
 _LEGACY_MARKERS = ("ServerList", "Address", "Port")
+_KEY_FORMATS = ("key", "base64", "hex", "string")
 
 
 def _signed8(b: int) -> int:
@@ -108,7 +109,7 @@ def site_to_json(site: SiteInfo) -> dict:
 # --- input -----------------------------------------------------------------------------------------
 
 
-def resolve_address(text: str, where: str) -> bytes:
+def resolve_address(text: str, where: str, resolve_host_names: bool = True) -> bytes:
     """16-byte address of an IP literal or, failing that, of a host name (first IPv4 result preferred,
     as Java's ``InetAddress.getByName`` does)."""
     literal = text.strip()
@@ -120,9 +121,11 @@ def resolve_address(text: str, where: str) -> bytes:
         return address_from_text(literal)
     except ValueError:
         pass
+    if not resolve_host_names:
+        raise JsonFormError(f"{where}: {literal!r} is not an IP address (host names are not resolved here)")
     try:
         infos = socket.getaddrinfo(literal, None, proto=socket.IPPROTO_TCP)
-    except (OSError, UnicodeError) as e:
+    except (OSError, ValueError) as e:
         raise JsonFormError(f"{where}: cannot resolve host name {literal!r}: {e}") from None
     for family in (socket.AF_INET, socket.AF_INET6):
         for info in infos:
@@ -152,16 +155,22 @@ def interface_from_json(obj: object, where: str) -> Interface:
     return Interface(itype, protocol, expect_int(require(obj, "port", where), f"{where}.port"))
 
 
-def server_from_json(obj: object, where: str) -> ServerInfo:
+def _public_key_from_json(obj: object, where: str, legacy: bool) -> bytes:
+    if legacy and isinstance(obj, str):
+        return hex_decode(obj, where)  # the legacy form wrote keys as hex
+    fmt = obj.get("format") if isinstance(obj, dict) else None
+    if isinstance(fmt, str) and fmt.lower() not in _KEY_FORMATS:
+        # Java would take any data format here; refusing the structured ones keeps nesting (and recursion) flat.
+        raise JsonFormError(f"{where}.format: expected one of {', '.join(_KEY_FORMATS)} for a public key")
+    return data_from_json(obj, where)
+
+
+def server_from_json(obj: object, where: str, resolve_host_names: bool = True) -> ServerInfo:
     obj, legacy = _lower_case_if_needed(expect_object(obj, where))
     server_id = expect_int(require(obj, "serverId", where), f"{where}.serverId", INT4_MIN, INT4_MAX)
     awhere = f"{where}.address"
-    address = resolve_address(expect_str(require(obj, "address", where), awhere), awhere)
-    raw_key = require(obj, "publicKey", where)
-    if legacy and isinstance(raw_key, str):
-        public_key = hex_decode(raw_key, f"{where}.publicKey")  # the legacy form wrote keys as hex
-    else:
-        public_key = data_from_json(raw_key, f"{where}.publicKey")
+    address = resolve_address(expect_str(require(obj, "address", where), awhere), awhere, resolve_host_names)
+    public_key = _public_key_from_json(require(obj, "publicKey", where), f"{where}.publicKey", legacy)
     interfaces_json = obj.get("interfaces", obj.get("interfaceList"))
     iwhere = f"{where}.interfaces"
     interfaces: tuple[Interface, ...] = ()
@@ -199,8 +208,12 @@ def _protocol_version(v: object, where: str) -> tuple[int, int]:
     return _byte(major, where), _byte(minor, where)
 
 
-def site_from_json(obj: object, where: str = "site") -> SiteInfo:
-    """A SiteInfo from its JSON form. Missing keys take Java's defaults (serial 0, not primary)."""
+def site_from_json(obj: object, where: str = "site", *, resolve_host_names: bool = True) -> SiteInfo:
+    """A SiteInfo from its JSON form. Missing keys take Java's defaults (serial 0, not primary).
+
+    Server addresses that are not IP literals are looked up with ``socket.getaddrinfo`` (blocking), or
+    refused when ``resolve_host_names`` is False.
+    """
     obj, _ = _lower_case_if_needed(expect_object(obj, where))
 
     def get(key: str) -> object:
@@ -226,7 +239,7 @@ def site_from_json(obj: object, where: str = "site") -> SiteInfo:
     swhere = f"{where}.servers"
     servers: tuple[ServerInfo, ...] = ()
     if servers_json is not None:
-        servers = tuple(server_from_json(s, f"{swhere}[{i}]")
+        servers = tuple(server_from_json(s, f"{swhere}[{i}]", resolve_host_names)
                         for i, s in enumerate(expect_array(servers_json, swhere)))
     return SiteInfo(version, major, minor, serial, primary, multi, hash_option, hash_filter, attributes,
                     servers)

@@ -112,7 +112,7 @@ def expect_int(v: object, where: str, lo: int = INT4_MIN, hi: int = INT4_MAX) ->
     if isinstance(v, int) and not isinstance(v, bool):
         n = v
     elif (isinstance(v, float) and v.is_integer()) or (
-            isinstance(v, str) and re.fullmatch(r"[+-]?\d{1,20}", v.strip())):
+            isinstance(v, str) and re.fullmatch(r"[+-]?[0-9]{1,20}", v.strip())):
         n = int(v)
     if n is None:
         raise JsonFormError(f"{where}: expected an integer, got {kind_of(v)} {v!r}")
@@ -332,8 +332,12 @@ def data_to_json(value_type: bytes, data: bytes) -> dict:
     return opaque_data_to_json(data)
 
 
-def data_from_json(obj: object, where: str = "data") -> bytes:
-    """Value bytes of a ``data`` element: a bare string (UTF-8 text) or ``{"format": .., "value": ..}``."""
+def data_from_json(obj: object, where: str = "data", *, resolve_host_names: bool = True) -> bytes:
+    """Value bytes of a ``data`` element: a bare string (UTF-8 text) or ``{"format": .., "value": ..}``.
+
+    Server addresses of ``site`` data may be host names; ``resolve_host_names=False`` refuses them instead of
+    making a (blocking) DNS lookup.
+    """
     if isinstance(obj, str):
         return utf8(obj, where)
     obj = expect_object(obj, where)
@@ -356,7 +360,7 @@ def data_from_json(obj: object, where: str = "data") -> bytes:
         from hdlserver.jsonform.site_json import site_from_json
         from hdlserver.wire.site import encode_site
 
-        return encode_site(site_from_json(value, vwhere))
+        return encode_site(site_from_json(value, vwhere, resolve_host_names=resolve_host_names))
     if fmt == "key":
         return public_key_from_json(value, vwhere)
     raise JsonFormError(f"{where}.format: unknown data format {fmt!r} "
@@ -393,11 +397,11 @@ def value_to_json(v: HandleValue) -> dict:
     return out
 
 
-def value_from_json(obj: object, where: str = "value") -> HandleValue:
+def value_from_json(obj: object, where: str = "value", *, resolve_host_names: bool = True) -> HandleValue:
     obj = expect_object(obj, where)
     index = expect_int(require(obj, "index", where), f"{where}.index")
     vtype = utf8(expect_str(require(obj, "type", where), f"{where}.type"), f"{where}.type")
-    data = data_from_json(require(obj, "data", where), f"{where}.data")
+    data = data_from_json(require(obj, "data", where), f"{where}.data", resolve_host_names=resolve_host_names)
     permissions = DEFAULT_PERMISSIONS
     if obj.get("permissions") is not None:
         permissions = permissions_from_json(obj["permissions"], f"{where}.permissions")
@@ -420,23 +424,27 @@ def values_to_json(values: Iterable[HandleValue]) -> list[dict]:
     return [value_to_json(v) for v in values]
 
 
-def values_from_json(obj: object, where: str = "values") -> tuple[HandleValue, ...]:
-    return tuple(value_from_json(v, f"{where}[{i}]") for i, v in enumerate(expect_array(obj, where)))
+def values_from_json(obj: object, where: str = "values", *, resolve_host_names: bool = True
+                     ) -> tuple[HandleValue, ...]:
+    return tuple(value_from_json(v, f"{where}[{i}]", resolve_host_names=resolve_host_names)
+                 for i, v in enumerate(expect_array(obj, where)))
 
 
 def record_to_json(handle: bytes, values: Sequence[HandleValue]) -> dict:
     return {"handle": text_of(handle), "values": values_to_json(values)}
 
 
-def record_from_json(obj: object) -> tuple[bytes | None, tuple[HandleValue, ...]]:
+def record_from_json(obj: object, *, resolve_host_names: bool = True
+                     ) -> tuple[bytes | None, tuple[HandleValue, ...]]:
     """A list of values, or ``{"handle": .., "values": [..]}`` (handle optional)."""
     if isinstance(obj, list):
-        return None, values_from_json(obj)
+        return None, values_from_json(obj, resolve_host_names=resolve_host_names)
     obj = expect_object(obj, "record")
     handle = None
     if obj.get("handle") is not None:
         handle = utf8(expect_str(obj["handle"], "record.handle"), "record.handle")
-    return handle, values_from_json(require(obj, "values", "record"), "record.values")
+    return handle, values_from_json(require(obj, "values", "record"), "record.values",
+                                    resolve_host_names=resolve_host_names)
 
 
 def gson_dumps(obj: object, pretty: bool = False) -> str:

@@ -422,7 +422,6 @@ class LmdbStore:
 
     def homed_prefixes(self) -> list[bytes]:
         part = self._partition0()
-        assert part.nas is not None
         return list(part.scan(part.nas, _key_only))
 
     def last_txn_id(self) -> int:
@@ -537,9 +536,10 @@ class LmdbStore:
         with self._writer():
             if not overwrite:
                 for index, entries in by_part.items():
-                    existing = self._first_existing(self._parts[index], entries)
-                    if existing is not None:
-                        raise HandleExistsError(existing.handle)
+                    for at in range(0, len(entries), _WRITE_BATCH):
+                        existing = self._first_existing(self._parts[index], entries[at : at + _WRITE_BATCH])
+                        if existing is not None:
+                            raise HandleExistsError(existing.handle)
             next_id = self.last_txn_id() + 1
             now_ms = self._now_ms()
             # Partition by partition, so ids are committed in increasing order (transactions_since needs it).

@@ -227,6 +227,9 @@ class NamespaceInfo:
         return self.status.strip().lower() == "inactive"
 
 
+MAX_XML_DEPTH = 100
+
+
 def _reject_dtd(*_args: object) -> NoReturn:
     # No DOCTYPE means no entity declarations, hence no entity-expansion attacks.
     raise DecodeError("HS_NAMESPACE XML must not contain a DOCTYPE")
@@ -236,8 +239,22 @@ def _parse_xml(data: bytes) -> ET.Element:
     # pyexpat feeding an ElementTree builder: ElementTree's own parser gives no hook to refuse a DOCTYPE.
     builder = ET.TreeBuilder()
     parser = expat.ParserCreate()
-    parser.StartElementHandler = builder.start
-    parser.EndElementHandler = builder.end
+    depth = 0
+
+    def start(tag: str, attrs: dict[str, str]) -> None:
+        nonlocal depth
+        depth += 1
+        if depth > MAX_XML_DEPTH:  # the tree is serialised recursively later (template text)
+            raise DecodeError(f"HS_NAMESPACE XML nests deeper than {MAX_XML_DEPTH} elements")
+        builder.start(tag, attrs)
+
+    def end(tag: str) -> None:
+        nonlocal depth
+        depth -= 1
+        builder.end(tag)
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
     parser.CharacterDataHandler = builder.data
     parser.StartDoctypeDeclHandler = _reject_dtd
     parser.EntityDeclHandler = _reject_dtd

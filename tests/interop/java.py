@@ -9,6 +9,7 @@ so no tool ever reads ``~/.handle`` or contacts the Global Handle Registry.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -88,6 +89,7 @@ def neutral_config_dir() -> Path:
     global _neutral_config
     if _neutral_config is None:
         directory = Path(tempfile.mkdtemp(prefix="hdl-java-config-"))
+        atexit.register(shutil.rmtree, directory, ignore_errors=True)
         (directory / "config.dct").write_text('{\n  "auto_update_root_info" = "no"\n}\n', encoding="utf-8")
         _neutral_config = directory
     return _neutral_config
@@ -110,6 +112,28 @@ def run_java(tool: str, *args: str | Path, config_dir: Path | None = None, input
         err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr or ""
         raise AssertionError(f"{' '.join(command)} did not finish in {timeout} s\n{out}\n{err}") from None
     return JavaRun(command, proc.returncode, proc.stdout, proc.stderr)
+
+
+def java_classpath() -> str:
+    """The classpath bin/hdl runs the tools with."""
+    require_java()
+    proc = subprocess.run([str(JAVA_BIN / "hdl"), "classpath"], capture_output=True, text=True,
+                          timeout=JAVA_TIMEOUT, check=True)
+    return proc.stdout.strip()
+
+
+def compile_java(source: Path, out_dir: Path) -> str:
+    """Compile a small client against the Handle.Net jars (``javac`` must exist: skip otherwise) and
+    return the classpath that runs it: pass ``"-cp", <it>, <class name>`` to ``run_java("hdl-java", ...)``
+    (the last -cp on a java command line wins)."""
+    if shutil.which("javac") is None:
+        pytest.skip(f"javac not installed: a JDK is needed to compile {source.name}")
+    classpath = java_classpath()
+    proc = subprocess.run(["javac", "-cp", classpath, "-d", str(out_dir), str(source)], capture_output=True,
+                          text=True, timeout=JAVA_TIMEOUT)
+    if proc.returncode != 0:
+        raise AssertionError(f"javac {source} failed:\n{proc.stdout}{proc.stderr}")
+    return f"{classpath}{os.pathsep}{out_dir}"
 
 
 def write_client_config(directory: Path, siteinfo: Path, *, udp: bool = True,

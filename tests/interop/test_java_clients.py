@@ -7,13 +7,13 @@ value with text data quoted). It exits 0 whatever the answer, so the tests read 
 
 from __future__ import annotations
 
-import shutil
+import re
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import MANY_VALUES
-from java import JavaRun, JavaServer, run_java, write_client_config
+from java import JavaRun, JavaServer, compile_java, run_java, write_client_config
 from servers import ServerProcess
 
 from hdlserver.config.siteinfo import load_site_info, save_site_info_json
@@ -77,11 +77,15 @@ def test_qresolver_prefix_handle_leaves_out_secret_key(hdl_clients: dict[str, Pa
     assert '"secret"' not in run.output, run.describe()
 
 
-def test_qresolver_reassembles_multi_datagram_answer(hdl_clients: dict[str, Path]) -> None:
+def test_qresolver_reassembles_multi_datagram_answer(hdl_clients: dict[str, Path],
+                                                    interop_records: list[dict[str, Any]]) -> None:
     run = qresolve("TEST/many", hdl_clients["udp"])
     assert_went_over(run, "udp")
-    for i in range(1, MANY_VALUES + 1):
-        assert f'index={i} type=URL rwr- "http://example.org/a/long/path/{i:03d}"' in run.stdout, run.describe()
+    many = next(r for r in interop_records if r["handle"] == "TEST/many")
+    urls = [v for v in many["values"] if v["type"] == "URL"]
+    assert len(urls) == 40  # about 2.5 kB of values: five UDP datagrams
+    for v in urls:
+        assert f'index={v["index"]} type=URL rwr- "{v["data"]["value"]}"' in run.stdout, run.describe()
 
 
 def test_qresolver_shows_only_public_values_with_their_attributes(hdl_clients: dict[str, Path]) -> None:
@@ -89,8 +93,23 @@ def test_qresolver_shows_only_public_values_with_their_attributes(hdl_clients: d
     assert "Got Response:" in run.stdout, run.describe()
     assert 'index=1 type=URL rwr- "http://example.org/public"' in run.stdout, run.describe()
     assert 'index=4 type=URL.us rwr- "http://example.org/us"' in run.stdout, run.describe()
-    assert "index=5 type=BLOB" in run.stdout, run.describe()
+    assert 'index=5 type=BLOB rwr- "0001020304FF"' in run.stdout, run.describe()  # binary data: hex
+    assert 'index=6 type=HS_VLIST rwr- "0000000100000009302E4E412F544553540000012C"' in run.stdout, run.describe()
     assert "index=3" not in run.stdout and "hidden" not in run.stdout, run.describe()
+
+
+EXPIRES = re.compile(r"expires:[^\n]*? \d{4} ")
+
+
+@pytest.mark.parametrize("handle", ["TEST/mixed", "test/Hello", "TEST", "0.NA/OTHER", "OTHER/x"])
+def test_qresolver_prints_the_same_as_for_the_java_server(hdl_clients: dict[str, Path],
+                                                          java_clients: dict[str, Path], handle: str) -> None:
+    """Everything HDLTrace prints about the answer (flags, values, permissions, error text) is the same for
+    both servers, but the expiration time."""
+    ours = qresolve(handle, hdl_clients["udp"])
+    java = qresolve(handle, java_clients["udp"])
+    assert EXPIRES.sub("expires:- ", ours.stdout) == EXPIRES.sub("expires:- ", java.stdout), \
+        f"{ours.describe()}\n=== the Java server ===\n{java.describe()}"
 
 
 def test_getsiteinfo_writes_our_site_record(hdl_server: ServerProcess, tmp_path: Path) -> None:
@@ -129,19 +148,19 @@ public class ResolveCertified {
 
 
 @pytest.fixture(scope="module")
-def certified_resolver(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if shutil.which("javac") is None:
-        pytest.skip("javac not installed: a JDK is needed to compile the certified-resolution client")
-    source = tmp_path_factory.mktemp("certified") / "ResolveCertified.java"
+def certified_resolver(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, ...]:
+    """The ``hdl-java`` arguments that run the certified-resolution client (compiled once)."""
+    directory = tmp_path_factory.mktemp("certified")
+    source = directory / "ResolveCertified.java"
     source.write_text(CERTIFIED_RESOLVER, encoding="utf-8")
-    return source
+    return ("-cp", compile_java(source, directory / "classes"), "ResolveCertified")
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize(("handle", "code"), [("TEST/hello", 1), ("TEST/does-not-exist", 100)])
-def test_java_client_verifies_certified_answer(hdl_clients: dict[str, Path], certified_resolver: Path,
+def test_java_client_verifies_certified_answer(hdl_clients: dict[str, Path], certified_resolver: tuple[str, ...],
                                                transport: str, handle: str, code: int) -> None:
-    run = run_java("hdl-java", certified_resolver, handle, config_dir=hdl_clients[transport])
+    run = run_java("hdl-java", *certified_resolver, handle, config_dir=hdl_clients[transport])
     assert run.returncode == 0, run.describe()
     assert f"rc={code} certify=true signed=true" in run.stdout, run.describe()
     if code == 1:
@@ -149,7 +168,7 @@ def test_java_client_verifies_certified_answer(hdl_clients: dict[str, Path], cer
 
 
 def test_java_client_rejects_answer_signed_by_another_key(hdl_server: ServerProcess, java_server: JavaServer,
-                                                         certified_resolver: Path, tmp_path: Path) -> None:
+                                                         certified_resolver: tuple[str, ...], tmp_path: Path) -> None:
     """Control for the test above: with another server key in the client's site information (the Java
     server's), Java's signature check fails on our answer, so the check above really verified it."""
     site = load_site_info(hdl_server.directory)
@@ -157,6 +176,6 @@ def test_java_client_rejects_answer_signed_by_another_key(hdl_server: ServerProc
     forged = replace(site, servers=tuple(replace(s, public_key=other_key) for s in site.servers))
     save_site_info_json(tmp_path / "siteinfo.json", forged)
     config = write_client_config(tmp_path / "wrong-key", tmp_path / "siteinfo.json", udp=False)
-    run = run_java("hdl-java", certified_resolver, "TEST/hello", config_dir=config)
+    run = run_java("hdl-java", *certified_resolver, "TEST/hello", config_dir=config)
     assert run.returncode != 0, run.describe()
     assert "MISSING_OR_INVALID_SIGNATURE" in run.stderr, run.describe()

@@ -17,7 +17,7 @@ from hdlserver.config.siteinfo import (
 )
 from hdlserver.errors import ConfigError
 from hdlserver.jsonform.site_json import site_from_json, site_to_json
-from hdlserver.jsonform.values_json import JsonFormError
+from hdlserver.jsonform.values_json import JsonFormError, value_from_json
 from hdlserver.wire.handles import HASH_BY_ALL, HASH_BY_PREFIX
 from hdlserver.wire.pubkey import RSAPublicKeyData, encode_public_key
 from hdlserver.wire.site import (
@@ -175,6 +175,23 @@ def test_addresses(monkeypatch: pytest.MonkeyPatch) -> None:
     assert calls == ["hdl.example.org"]
 
 
+def test_host_names_can_be_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket, "getaddrinfo", mock_never_called)
+    with pytest.raises(JsonFormError, match=r"^site\.servers\[0\]\.address: 'hdl\.example\.org' is not an IP"):
+        site_from_json(one_server(address="hdl.example.org"), resolve_host_names=False)
+    value = {"index": 1, "type": "HS_SITE", "data": {"format": "site", "value": one_server(address="h.example")}}
+    with pytest.raises(JsonFormError, match=r"^value\.data\.value\.servers\[0\]\.address: 'h\.example' is not"):
+        value_from_json(value, resolve_host_names=False)
+    site = site_from_json(one_server(address="2001:db8::1"), resolve_host_names=False)
+    assert site.servers[0].address_text() == "2001:db8::1"
+    # Java's rule: the first 12 bytes are zero, so ::1 reads back as the IPv4 address 0.0.0.1
+    assert site_from_json(one_server(address="::1")).servers[0].address_text() == "0.0.0.1"
+
+
+def mock_never_called(*_args: object, **_kwargs: object) -> list:
+    raise AssertionError("getaddrinfo must not be called")
+
+
 def test_unresolvable_host_names_the_field(monkeypatch: pytest.MonkeyPatch) -> None:
     def failing(*_args: object, **_kwargs: object) -> list:
         raise socket.gaierror(-2, "Name or service not known")
@@ -226,6 +243,8 @@ def test_output_keys_and_signed_bytes() -> None:
      r"site\.servers\[0\]\.interfaces\[0\]\.protocol: expected UDP, TCP"),
     (one_server(interfaces=[{"protocol": "TCP"}]), r"site\.servers\[0\]\.interfaces\[0\]\.port: missing"),
     (one_server(interfaces=[{"protocol": 300, "port": 1}]), r"site\.servers\[0\]\.interfaces\[0\]\.protocol"),
+    (one_server(publicKey={"format": "site", "value": {}}), r"site\.servers\[0\]\.publicKey\.format: expected one of"),
+    (one_server(publicKey={"value": "00"}), r"site\.servers\[0\]\.publicKey\.format: missing"),
 ])
 def test_bad_site_json(obj: object, where: str) -> None:
     with pytest.raises(JsonFormError, match=f"^{where}"):

@@ -343,6 +343,13 @@ def test_doctype_is_rejected(doc: bytes) -> None:
         parse_namespace(doc)
 
 
+def test_deep_nesting_is_rejected() -> None:
+    deep = b"<ns><template>" + b"<a>" * 5000 + b"</a>" * 5000 + b"</template></ns>"
+    with pytest.raises(DecodeError, match="deeper than"):
+        parse_namespace(deep)
+    assert parse_namespace(b"<ns><template>" + b"<a>" * 90 + b"</a>" * 90 + b"</template></ns>").templates
+
+
 # --- looks_like_text (values.md 10; expectations observed with Java 9.2's GsonUtility) ---------------
 
 
