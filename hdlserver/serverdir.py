@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hdlserver.auth import keys
+from hdlserver.auth.challenges import IdAllocator, InMemoryChallengeStore
 from hdlserver.config.settings import Settings, load_settings
 from hdlserver.config.siteinfo import load_site_info
 from hdlserver.core.context import ServerState
@@ -86,4 +87,6 @@ def open_server_state(server_dir: Path, *, passphrase: bytes | None = None,
                 homed.home(prefix_handle)
     return ServerState(settings=settings, site=site, site_bytes=encode_site(site), this_server=this_server,
                        this_server_position=position, store=store, homed=homed,
-                       signer=ResponseSigner(private_key), clock=clock)
+                       signer=ResponseSigner(private_key),
+                       challenges=InMemoryChallengeStore(settings.server.max_auth_time_ms / 1000.0),
+                       ids=IdAllocator(), clock=clock)

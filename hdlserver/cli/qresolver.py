@@ -12,7 +12,7 @@ from hdlserver.cli.common import fail
 from hdlserver.client.resolver import HandleResponseError, Resolver
 from hdlserver.client.transport import ClientTimeout
 from hdlserver.config.siteinfo import load_site_info
-from hdlserver.errors import HandleError
+from hdlserver.errors import DecodeError, HandleError
 from hdlserver.jsonform.values_json import value_to_json
 from hdlserver.wire.pubkey import DHPublicKeyData, DSAPublicKeyData, RSAPublicKeyData
 from hdlserver.wire.site import SiteInfo
@@ -45,7 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def describe_data(value: HandleValue) -> str:
-    decoded = decode_value_data(value.type, value.data)
+    try:
+        decoded = decode_value_data(value.type, value.data)
+    except DecodeError:
+        decoded = value.data  # a malformed well-known value: show its bytes
     if isinstance(decoded, AdminRecord):
         perms = admin_perms_to_json(decoded.permissions)
         return f"admin {decoded.index}:{decoded.handle.decode('utf-8', 'replace')} permissions={perms}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from hdlserver.auth.challenges import ChallengeStore, IdAllocator
 from hdlserver.config.settings import Settings
 from hdlserver.core.homed import HomedPrefixes
 from hdlserver.core.signing import ResponseSigner
@@ -33,6 +34,9 @@ class RequestInfo:
     client_address: str
     role: InterfaceRole
     received: float  # clock value when the request arrived (seconds)
+    # An identity the transport has already verified (REST Basic / Handle authorization over HTTPS,
+    # auth.md 10): (handle, index). The Authorizer treats it like an accepted challenge answer.
+    verified_identity: tuple[bytes, int] | None = None
 
 
 @dataclass(slots=True)
@@ -52,6 +56,8 @@ class ServerState:
     store: Store
     homed: HomedPrefixes
     signer: ResponseSigner
+    challenges: ChallengeStore
+    ids: IdAllocator  # challenge and session ids come from one counter (auth.md 3)
     clock: Callable[[], float]
     stats: ServerStats = field(default_factory=ServerStats)
 

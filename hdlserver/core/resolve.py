@@ -11,6 +11,7 @@ import struct
 from dataclasses import dataclass
 
 from hdlserver.core.context import ServerState
+from hdlserver.core.handler_api import Authorizer, HandlerResult
 from hdlserver.core.homed import check_responsible
 from hdlserver.errors import ProtocolError
 from hdlserver.wire.bodies import ResolutionRequest, ResolutionResponse, SiteInfoResponse
@@ -18,7 +19,8 @@ from hdlserver.wire.codes import EnvelopeFlag, OpCode, OpFlag, ResponseCode
 from hdlserver.wire.digest import request_digest
 from hdlserver.wire.envelope import ENVELOPE_SIZE, SERVER_VERSION, response_version
 from hdlserver.wire.handles import normalize_slashless
-from hdlserver.wire.values import filter_values
+from hdlserver.wire.valuedata import PERM_READ_VALUE
+from hdlserver.wire.values import HandleValue, filter_values
 
 _REQUEST_HEAD = struct.Struct(">BBBBiiii" "iiiHBBii")  # envelope + header
 _RESPONSE_HEAD = struct.Struct(">BBBBiiii" "iiIHBBii")
@@ -32,24 +34,40 @@ _SLOW_FLAGS = OpFlag.CT | OpFlag.ENC
 _RESPONSE_LIFETIME = 43_200
 
 
-def resolve(state: ServerState, request: ResolutionRequest, flags: int) -> tuple[int, object]:
-    """The full resolution path: (response code, body)."""
+def resolve(state: ServerState, request: ResolutionRequest, flags: int, auth: Authorizer,
+            session_id: int) -> HandlerResult:
+    """The full resolution path, with the read-access rules of server.md 8 step 5 and auth.md 2."""
     handle = normalize_slashless(request.handle)
     check_responsible(state.site, state.this_server_position, state.homed, handle)
     record = state.store.get_record(handle)
     if record is None:
         raise ProtocolError(ResponseCode.HANDLE_NOT_FOUND)
-    values = filter_values(record.values(), request.indexes, request.types)
-    # Only publicly readable values are returned until an authenticated read (auth issue) can ask for
-    # the others; with PO set this is exactly the Java rule (server.md 8 step 5).
-    readable = [v for v in values if v.public_read]
-    if not readable:
+    all_values = record.values()
+    values = filter_values(all_values, request.indexes, request.types)
+    if not values:
         raise ProtocolError(ResponseCode.VALUES_NOT_FOUND)
-    return ResponseCode.SUCCESS, ResolutionResponse(handle=request.handle, values=tuple(readable))
+    if flags & OpFlag.PO:
+        values = [v for v in values if v.public_read]
+        if not values:
+            raise ProtocolError(ResponseCode.VALUES_NOT_FOUND)
+    elif session_id != 0 or _restricted(values):
+        auth.require_authentication()
+        auth.check_admin(PERM_READ_VALUE, all_values)
+    return HandlerResult(ResponseCode.SUCCESS, ResolutionResponse(handle=request.handle, values=tuple(values)))
 
 
-def site_info(state: ServerState) -> tuple[int, object]:
-    return ResponseCode.SUCCESS, SiteInfoResponse(site_data=state.site_bytes)
+def _restricted(values: list[HandleValue]) -> bool:
+    """True when a value needs an administrator to read it; RC 401 when nobody may read it (auth.md 2)."""
+    for v in values:
+        if not v.public_read:
+            if not v.admin_read:
+                raise ProtocolError(ResponseCode.INSUFFICIENT_PERMISSIONS)
+            return True
+    return False
+
+
+def site_info(state: ServerState) -> HandlerResult:
+    return HandlerResult(ResponseCode.SUCCESS, SiteInfoResponse(site_data=state.site_bytes))
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,8 +40,12 @@ def response_flags(state: ServerState, request_flags: int, extra: int = 0) -> in
 
 
 def encode_response(state: ServerState, req: RequestView, response_code: int, body: object,
-                    extra_flags: int = 0, request_id: int | None = None) -> bytes:
-    """Envelope + message of the response to ``req``; ``request_id`` overrides the echoed id (9.13)."""
+                    extra_flags: int = 0, request_id: int | None = None, session_id: int | None = None) -> bytes:
+    """Envelope + message of the response to ``req``.
+
+    ``request_id`` overrides the echoed id (the answer to a challenge, wire.md 9.13); ``session_id``
+    overrides the echoed session id (a 402 carries the challenge id, auth.md 3).
+    """
     version = response_version(req.suggested)
     flags = response_flags(state, req.flags, extra_flags)
     if response_code == ResponseCode.AUTHENTICATION_NEEDED:
@@ -53,13 +57,14 @@ def encode_response(state: ServerState, req: RequestView, response_code: int, bo
     digest = request_digest(req.header_body, version) if flags & OpFlag.RD else None
     msg = Message(header=header, body=body, request_digest=digest)
     rid = req.request_id if request_id is None else request_id
+    sid = req.session_id if session_id is None else session_id
     header_body = encode_header_body(msg, version)
     credential = None
     if flags & OpFlag.CT:
-        credential = state.signer.credential(header_body, version, SERVER_VERSION, req.session_id, rid)
+        credential = state.signer.credential(header_body, version, SERVER_VERSION, sid, rid)
     message = attach_credential(header_body, credential)
     env = Envelope(major=version[0], minor=version[1], suggested_major=SERVER_VERSION[0],
-                   suggested_minor=SERVER_VERSION[1], session_id=req.session_id, request_id=rid,
+                   suggested_minor=SERVER_VERSION[1], session_id=sid, request_id=rid,
                    message_length=len(message))
     return encode_envelope(env) + message
 

@@ -116,9 +116,12 @@ def test_no_matching_value_is_rc_200(loaded_server: ServerProcess) -> None:
     assert err.value.response_code == ResponseCode.VALUES_NOT_FOUND
 
 
-def test_non_public_values_are_filtered(loaded_server: ServerProcess) -> None:
-    result = resolver(loaded_server, "udp").resolve("TEST/mixed", public_only=False)
-    assert [v.index for v in result.values] == [1, 2]
+def test_restricted_values_without_public_only_are_challenged(loaded_server: ServerProcess) -> None:
+    r = resolver(loaded_server, "udp")
+    assert [v.index for v in r.resolve("TEST/mixed").values] == [1, 2]  # PO: public values only
+    with pytest.raises(HandleResponseError) as err:
+        r.resolve("TEST/mixed", public_only=False)  # a 1100 value: Java challenges (auth.md 2)
+    assert err.value.response_code == ResponseCode.AUTHENTICATION_NEEDED
 
 
 def test_multi_datagram_request_is_reassembled(loaded_server: ServerProcess) -> None:

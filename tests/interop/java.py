@@ -100,13 +100,14 @@ def java_env(config_dir: Path | None) -> dict[str, str]:
 
 
 def run_java(tool: str, *args: str | Path, config_dir: Path | None = None, input_text: str | None = None,
-             timeout: float = JAVA_TIMEOUT, cwd: Path | None = None) -> JavaRun:
-    """Run ``bin/<tool> args...`` (e.g. ``hdl-qresolver``) to completion, killing it after ``timeout``."""
+             timeout: float = JAVA_TIMEOUT) -> JavaRun:
+    """Run ``bin/<tool> args...`` (e.g. ``hdl-qresolver``) to completion, killing it after ``timeout``.
+    Standard input is ``input_text`` (empty by default), so a tool that prompts never waits for a person."""
     require_java()
     command = (str(JAVA_BIN / tool), *map(str, args))
     try:
         proc = subprocess.run(command, input=input_text if input_text is not None else "", capture_output=True,
-                              text=True, timeout=timeout, env=java_env(config_dir), cwd=cwd)
+                              text=True, timeout=timeout, env=java_env(config_dir))
     except subprocess.TimeoutExpired as exc:
         out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else exc.stdout or ""
         err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr or ""

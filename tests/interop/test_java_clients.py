@@ -16,7 +16,7 @@ import pytest
 from java import JavaRun, JavaServer, compile_java, run_java, write_client_config
 from servers import ServerProcess
 
-from hdlserver.config.siteinfo import load_site_info, save_site_info_json
+from hdlserver.config.siteinfo import load_site_info, save_site_info_bin, save_site_info_json
 from hdlserver.wire.site import encode_site
 
 pytestmark = pytest.mark.interop
@@ -112,6 +112,15 @@ def test_qresolver_prints_the_same_as_for_the_java_server(hdl_clients: dict[str,
         f"{ours.describe()}\n=== the Java server ===\n{java.describe()}"
 
 
+def test_java_client_configured_with_our_binary_siteinfo(hdl_server: ServerProcess, tmp_path: Path) -> None:
+    """Java's client reads our siteinfo.bin as its resolver site as well as our siteinfo.json."""
+    save_site_info_bin(tmp_path / "siteinfo.bin", load_site_info(hdl_server.directory))
+    config = write_client_config(tmp_path / "client", tmp_path / "siteinfo.bin", udp=False)
+    run = qresolve("TEST/hello", config)
+    assert_went_over(run, "tcp")
+    assert 'index=1 type=URL rwr- "https://www.handle.net/"' in run.stdout, run.describe()
+
+
 def test_getsiteinfo_writes_our_site_record(hdl_server: ServerProcess, tmp_path: Path) -> None:
     out = tmp_path / "got-siteinfo.bin"
     run = run_java("hdl-getsiteinfo", "127.0.0.1", str(hdl_server.port), out)
@@ -124,7 +133,7 @@ def test_getsiteinfo_writes_our_site_record(hdl_server: ServerProcess, tmp_path:
 
 # ---------------------------------------------------------------------------------------------------
 # Certified resolution. No Java command-line tool asks for one (HDLTrace and every other resolver tool
-# leave CT clear), so a five-line client compiled on the fly sets ``certify`` and ``returnRequestDigest``
+# leave CT clear), so a few-line client, compiled once with javac, sets ``certify`` and ``returnRequestDigest``
 # on a ResolutionRequest; Java's HandleResolver then checks the HS_SIGNED signature against the
 # server's public key in the client's site information and the request digest, and throws otherwise.
 
@@ -136,7 +145,9 @@ public class ResolveCertified {
         ResolutionRequest request = new ResolutionRequest(Util.encodeString(args[0]), null, null, null);
         request.certify = true;
         request.returnRequestDigest = true;
-        AbstractResponse response = new HandleResolver().processRequest(request);
+        HandleResolver resolver = new HandleResolver();
+        resolver.traceMessages = true;
+        AbstractResponse response = resolver.processRequest(request);
         boolean signed = response.signature != null && response.signature.length > 0;
         System.out.println("rc=" + response.responseCode + " certify=" + response.certify + " signed=" + signed);
         if (response instanceof ResolutionResponse) {
@@ -162,6 +173,7 @@ def test_java_client_verifies_certified_answer(hdl_clients: dict[str, Path], cer
                                                transport: str, handle: str, code: int) -> None:
     run = run_java("hdl-java", *certified_resolver, handle, config_dir=hdl_clients[transport])
     assert run.returncode == 0, run.describe()
+    assert_went_over(run, transport)
     assert f"rc={code} certify=true signed=true" in run.stdout, run.describe()
     if code == 1:
         assert 'index=1 type=URL rwr- "https://www.handle.net/"' in run.stdout, run.describe()
