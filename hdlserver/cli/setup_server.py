@@ -8,7 +8,7 @@ from pathlib import Path
 
 from hdlserver.cli.common import add_passphrase_options, fail, passphrase_from
 from hdlserver.errors import HandleError
-from hdlserver.setup import SetupOptions, setup_server_dir
+from hdlserver.setup import SetupOptions, read_admin_public_key, setup_server_dir
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,11 +20,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--public-address", default="127.0.0.1",
                    help="address advertised in siteinfo.json for clients (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=2641, help="UDP and TCP port (default 2641)")
+    p.add_argument("--http-port", type=int, metavar="PORT",
+                   help="also configure an HTTP interface (hdl_http) on this port and advertise it")
     p.add_argument("--server-id", type=int, default=1)
     p.add_argument("--description", default="hdlserver")
     p.add_argument("--admin-secret", help="HS_SECKEY of the administrator (index 300 of 0.NA/<prefix>)")
     p.add_argument("--admin-secret-env", metavar="VAR", help="take the administrator secret from VAR")
     p.add_argument("--no-admin-key", action="store_true", help="do not create the admpriv.bin/admpub.bin pair")
+    p.add_argument("--admin-public-key", type=Path, metavar="FILE",
+                   help="the administrator's public key (PEM, or a Java public key file such as admpub.bin) "
+                   "for HS_PUBKEY at index 301, instead of generating an administrator key pair")
     p.add_argument("--key-algorithm", choices=["RSA", "DSA"], default="RSA")
     p.add_argument("--key-bits", type=int, help="key size (default 2048 for RSA, 1024 for DSA)")
     add_passphrase_options(p, "server private key", "server-passphrase")
@@ -47,10 +52,21 @@ def main(argv: list[str] | None = None) -> int:
             return fail(f"environment variable {args.admin_secret_env} is not set")
     if not 0 < args.port < 65536:
         return fail(f"port {args.port} is out of range")
+    admin_public_key = None
+    if args.admin_public_key is not None:
+        if args.no_admin_key:
+            return fail("--admin-public-key and --no-admin-key contradict each other")
+        try:
+            admin_public_key = read_admin_public_key(args.admin_public_key.read_bytes(), str(args.admin_public_key))
+        except OSError as exc:
+            return fail(f"cannot read {args.admin_public_key}: {exc.strerror or exc}")
+        except HandleError as exc:
+            return fail(str(exc))
     opts = SetupOptions(
         server_dir=args.server_dir, prefixes=args.prefixes or ["DEMO"], bind_address=args.bind_address,
         public_address=args.public_address, port=args.port, server_id=args.server_id,
         description=args.description, admin_secret=secret, admin_key=not args.no_admin_key,
+        admin_public_key=admin_public_key, http_port=args.http_port,
         key_algorithm=args.key_algorithm, key_bits=args.key_bits,
         server_key_passphrase=passphrase_from(args, "server-passphrase"),
         admin_key_passphrase=passphrase_from(args, "admin-passphrase"), partitions=args.partitions,

@@ -1,0 +1,260 @@
+"""HTTP/1.1 on an asyncio transport (plain or TLS), parsed by h11.
+
+One connection serves requests one after the other (keep-alive), pipelined requests included: h11 keeps
+the bytes of the next request until the current response is written. Limits that keep a slow or hostile
+client from holding the server (all bounded):
+
+* ``header_timeout``: the whole request head must arrive within this time of its first byte;
+* ``idle_timeout``: no byte for this long -- between requests or inside one -- closes the connection;
+* ``max_header_bytes``: a longer request head is answered 431 and the connection closed;
+* ``max_body_bytes``: a longer body (declared or received) is answered 413 and the connection closed.
+
+The application is a plain function from ``HttpRequest`` to ``HttpResponse``; it runs on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+
+import h11
+
+from hdlserver.config.settings import InterfaceConfig
+from hdlserver.http.messages import TEXT_CONTENT_TYPE, HttpRequest, HttpResponse
+
+log = logging.getLogger("hdlserver.http")
+
+HttpApp = Callable[[HttpRequest], HttpResponse]
+
+DEFAULT_TIMEOUT = 30.0  # seconds; Jetty's idle time for the Java server's connectors
+MAX_HEADER_BYTES = 8192  # Jetty's request header size in the Java server
+MAX_BODY_BYTES = 4 * 1024 * 1024  # a native message is at most 262 164 bytes; JSON records are larger
+_NO_BODY_STATUSES = frozenset({204, 304})
+
+
+@dataclass(frozen=True, slots=True)
+class HttpLimits:
+    idle_timeout: float = DEFAULT_TIMEOUT
+    header_timeout: float = DEFAULT_TIMEOUT
+    max_header_bytes: int = MAX_HEADER_BYTES
+    max_body_bytes: int = MAX_BODY_BYTES
+
+    @classmethod
+    def for_interface(cls, iface: InterfaceConfig) -> HttpLimits:
+        """The interface's ``max_idle_time`` is the idle timeout (0 = the default); the request head must
+        arrive within the same time, at most ``DEFAULT_TIMEOUT``."""
+        idle = iface.max_idle_time_ms / 1000.0 if iface.max_idle_time_ms > 0 else DEFAULT_TIMEOUT
+        return cls(idle_timeout=idle, header_timeout=min(idle, DEFAULT_TIMEOUT))
+
+
+class HttpConnections:
+    """The open connections of one listener, so that it can refuse more than its limit and close them all."""
+
+    def __init__(self) -> None:
+        self.open: set[HttpProtocol] = set()
+
+    def __len__(self) -> int:
+        return len(self.open)
+
+    def close_all(self) -> None:
+        for conn in list(self.open):
+            conn.close()
+
+
+class HttpProtocol(asyncio.Protocol):
+    def __init__(self, app: HttpApp, limits: HttpLimits, connections: HttpConnections) -> None:
+        self.app = app
+        self.limits = limits
+        self.connections = connections
+        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_header_bytes)
+        self.transport: asyncio.Transport | None = None
+        self.peer = "?"
+        self.secure = False
+        self._request: h11.Request | None = None
+        self._body = bytearray()
+        self._idle: asyncio.TimerHandle | None = None
+        self._head_deadline: asyncio.TimerHandle | None = None
+        self._writing_paused = False
+
+    # --- asyncio callbacks ----------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        self.peer = peer[0] if peer else "?"
+        self.secure = transport.get_extra_info("ssl_object") is not None
+        self.connections.open.add(self)
+        self._arm_idle()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.connections.open.discard(self)
+        for timer in (self._idle, self._head_deadline):
+            if timer is not None:
+                timer.cancel()
+        self.transport = None
+
+    def data_received(self, data: bytes) -> None:
+        if self.transport is None:
+            return
+        self._arm_idle()
+        if self.h11.their_state is h11.IDLE:
+            self._arm_head_deadline()
+        try:
+            self.h11.receive_data(data)
+        except RuntimeError:  # bytes after the peer's own close: nothing more to read
+            return
+        self._process()
+
+    def eof_received(self) -> bool | None:
+        try:
+            self.h11.receive_data(b"")
+        except RuntimeError:
+            return None
+        self._process()
+        return None  # the transport closes once what was written is sent
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        if self.transport is not None:
+            self.transport.resume_reading()
+            self._process()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    # --- timers ---------------------------------------------------------------------------------------
+
+    def _arm_idle(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+        self._idle = asyncio.get_running_loop().call_later(self.limits.idle_timeout, self._timed_out, "idle")
+
+    def _arm_head_deadline(self) -> None:
+        if self._head_deadline is None:
+            self._head_deadline = asyncio.get_running_loop().call_later(
+                self.limits.header_timeout, self._timed_out, "request head")
+
+    def _cancel_head_deadline(self) -> None:
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+            self._head_deadline = None
+
+    def _timed_out(self, what: str) -> None:
+        log.debug("closing HTTP connection from %s: %s timeout", self.peer, what)
+        self.close()
+
+    # --- request processing ---------------------------------------------------------------------------
+
+    def _process(self) -> None:
+        while self.transport is not None and not self.transport.is_closing() and not self._writing_paused:
+            try:
+                event = self.h11.next_event()
+            except h11.RemoteProtocolError as exc:
+                self._refuse(exc.error_status_hint, f"Bad request: {exc}")
+                return
+            if event is h11.NEED_DATA:
+                return
+            if event is h11.PAUSED:
+                if self.h11.our_state is not h11.DONE or self.h11.their_state is not h11.DONE:
+                    return
+                self.h11.start_next_cycle()
+                if self.h11.trailing_data[0]:
+                    self._arm_head_deadline()
+                continue
+            if isinstance(event, h11.Request):
+                self._start_request(event)
+            elif isinstance(event, h11.Data):
+                self._body += event.data
+                if len(self._body) > self.limits.max_body_bytes:
+                    self._refuse(413, "Request body too large")
+            elif isinstance(event, h11.EndOfMessage):
+                self._respond()
+            elif isinstance(event, h11.ConnectionClosed):
+                self.close()
+                return
+
+    def _start_request(self, event: h11.Request) -> None:
+        self._cancel_head_deadline()
+        self._request = event
+        self._body = bytearray()
+        # h11 bounds only a head it is still waiting for; one that arrived whole is measured here
+        head_size = len(event.method) + len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers)
+        if head_size > self.limits.max_header_bytes:
+            self._refuse(431, "Request header fields too large")
+            return
+        declared = next((v for k, v in event.headers if k == b"content-length"), None)
+        if declared is not None and int(declared) > self.limits.max_body_bytes:
+            self._refuse(413, "Request body too large")
+            return
+        if self.h11.they_are_waiting_for_100_continue:
+            self._write(self.h11.send(h11.InformationalResponse(status_code=100, headers=[])))
+
+    def _respond(self) -> None:
+        event = self._request
+        if event is None:
+            return
+        self._request = None
+        request = HttpRequest(
+            method=event.method.decode("ascii", "replace"),
+            target=event.target.decode("utf-8", "replace"),
+            headers=tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in event.headers),
+            body=bytes(self._body), client=self.peer, secure=self.secure, received=time.monotonic(),
+            http_version=event.http_version.decode("ascii", "replace"))
+        self._body = bytearray()
+        try:
+            response = self.app(request)
+        except Exception:
+            log.exception("HTTP %s %s from %s failed", request.method, request.target, self.peer)
+            response = HttpResponse(500, [("Content-Type", TEXT_CONTENT_TYPE)], b"Internal server error")
+        self._send(response, head_only=request.method == "HEAD")
+        if self.h11.our_state is h11.MUST_CLOSE:
+            self.close()
+        else:
+            self._arm_idle()
+
+    def _send(self, response: HttpResponse, head_only: bool = False) -> None:
+        skipped = {"content-length", "connection", "transfer-encoding"}
+        headers = [(k, v) for k, v in response.headers if k.lower() not in skipped]
+        body = response.body
+        if response.status in _NO_BODY_STATUSES:
+            body = b""
+        else:
+            headers.append(("Content-Length", str(len(body))))
+        if response.close:
+            headers.append(("Connection", "close"))
+        try:
+            reason = HTTPStatus(response.status).phrase
+        except ValueError:
+            reason = ""
+        try:
+            out = self.h11.send(h11.Response(status_code=response.status, headers=headers, reason=reason))
+            if body and not head_only:
+                out += self.h11.send(h11.Data(data=body))
+            out += self.h11.send(h11.EndOfMessage())
+        except h11.LocalProtocolError:
+            log.exception("cannot send the HTTP response to %s", self.peer)
+            self.close()
+            return
+        self._write(out)
+
+    def _refuse(self, status: int, text: str) -> None:
+        """Answer an unusable request with ``status`` (if a response can still be sent) and close."""
+        self._request = None
+        if self.h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+            self._send(HttpResponse(status, [("Content-Type", TEXT_CONTENT_TYPE)], text.encode("utf-8"),
+                                    close=True))
+        self.close()
+
+    def _write(self, data: bytes | None) -> None:
+        if data and self.transport is not None:
+            self.transport.write(data)
