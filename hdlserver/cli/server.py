@@ -16,7 +16,7 @@ from pathlib import Path
 from hdlserver.cli.common import add_passphrase_options, fail, passphrase_from
 from hdlserver.errors import HandleError
 from hdlserver.net import loop
-from hdlserver.net.logs import setup_logging
+from hdlserver.net.logs import log_directory, setup_logging
 from hdlserver.net.server import serve
 from hdlserver.serverdir import open_server_state
 from hdlserver.setup import SetupOptions, generate_admin_secret, setup_server_dir
@@ -70,18 +70,25 @@ def main(argv: list[str] | None = None) -> int:
         state = open_server_state(server_dir, passphrase=passphrase_from(args, "passphrase"))
     except (HandleError, OSError) as exc:
         return fail(str(exc))
-    logs = setup_logging(None if args.log_stdout else server_dir / "logs", to_stdout=args.log_stdout,
-                         verbose=args.verbose)
-    for warning in state.settings.warnings:
-        logging.getLogger("hdlserver.config").warning("%s", warning)
     interfaces = ", ".join(f"{i.kind.upper()} {i.bind_address or '*'}:{i.bind_port}"
                            for i in state.settings.interfaces)
+    # Before the logs take over standard error, so a terminal shows it.
     print(f"hdlserver serving {server_dir} on {interfaces}", file=sys.stderr, flush=True)
+    save = state.settings.logging
     try:
-        loop.run(serve(state, server_dir, ready_file=args.ready_file, pid_file=args.pid_file),
-                 use_uvloop=not args.no_uvloop)
+        logs = setup_logging(None if args.log_stdout else log_directory(server_dir, save),
+                             to_stdout=args.log_stdout, verbose=args.verbose, save=save)
+    except HandleError as exc:
+        state.store.close()
+        return fail(str(exc))
+    for warning in state.settings.warnings:
+        logging.getLogger("hdlserver.config").warning("%s", warning)
+    try:
+        loop.run(serve(state, server_dir, ready_file=args.ready_file, pid_file=args.pid_file,
+                       on_hangup=logs.reopen), use_uvloop=not args.no_uvloop)
     except OSError as exc:
         state.store.close()
+        logs.stop()  # restores standard error, which may be redirected into the error log
         return fail(f"cannot start the listeners: {exc}")
     finally:
         logs.stop()

@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,13 +103,19 @@ def _udp_socket(host: str, port: int) -> socket.socket:
 
 
 async def serve(state: ServerState, server_dir: Path, *, ready_file: Path | None = None,
-                pid_file: Path | None = None) -> None:
-    """Run until SIGTERM/SIGINT or until the stop file is deleted; then close everything cleanly."""
+                pid_file: Path | None = None, on_hangup: Callable[[], None] | None = None) -> None:
+    """Run until SIGTERM/SIGINT or until the stop file is deleted; then close everything cleanly.
+
+    SIGHUP calls ``on_hangup`` (the server passes the log files' reopen, for logrotate) and never stops
+    the server.
+    """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):  # no SIGHUP on Windows
+        loop.add_signal_handler(signal.SIGHUP, _hangup, on_hangup)
     running = await start_listeners(state)
     stop_file = server_dir / STOP_FILE
     stop_file.write_text("Delete this file to stop the handle server.\n", encoding="utf-8")
@@ -139,6 +146,14 @@ async def serve(state: ServerState, server_dir: Path, *, ready_file: Path | None
             with contextlib.suppress(FileNotFoundError):
                 pid_file.unlink()
         log.info("stopped")
+
+
+def _hangup(on_hangup: Callable[[], None] | None) -> None:
+    if on_hangup is None:
+        log.info("SIGHUP: no log files to reopen")
+        return
+    on_hangup()
+    log.info("SIGHUP: log files reopened")  # after the reopen, so this line starts the new files
 
 
 def _addresses_text(running: RunningServer) -> str:
