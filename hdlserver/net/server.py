@@ -15,11 +15,12 @@ from pathlib import Path
 
 from hdlserver.core.context import InterfaceRole, ServerState
 from hdlserver.core.dispatch import Dispatcher
+from hdlserver.http.server import start_http_listener
 from hdlserver.net.access import AccessLog
 from hdlserver.net.loop import loop_name
 from hdlserver.net.tcp import TcpConnections, TcpHandleProtocol
 from hdlserver.net.udp import UdpHandleProtocol
-from hdlserver.wire.site import PROTO_TCP, PROTO_UDP
+from hdlserver.wire.site import PROTO_HTTP, PROTO_TCP, PROTO_UDP
 
 log = logging.getLogger("hdlserver.server")
 
@@ -85,7 +86,10 @@ async def start_listeners(state: ServerState) -> RunningServer:
             running.tcp_connections.append(conns)
             running.addresses[iface.label] = server.sockets[0].getsockname()[:2]
         else:
-            log.warning("interface %s (%s) is not served yet; skipped", iface.label, iface.kind)
+            role = interface_role(state, PROTO_HTTP, iface.bind_port)
+            server = await start_http_listener(state, dispatcher, iface, role)
+            running.servers.append(server)
+            running.addresses[iface.label] = server.sockets[0].getsockname()[:2]
     for label, (host, port) in running.addresses.items():
         log.info("listening on %s %s:%d", label, host, port)
     return running

@@ -507,7 +507,6 @@ def process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerPr
     proc.stop()
 
 
-@pytest.mark.xfail(strict=False, reason="until start_http_listener is wired in net/server.py")
 def test_rest_on_the_server_process(process: tuple[ServerProcess, int]) -> None:
     _proc, http_port = process
     reply = request(("127.0.0.1", http_port), "GET", "/api/handles/TEST/hello")

@@ -223,7 +223,6 @@ def process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerPr
     proc.stop()
 
 
-@pytest.mark.xfail(strict=False, reason="until start_http_listener is wired in net/server.py")
 def test_tunnel_on_the_server_process(process: tuple[ServerProcess, int]) -> None:
     _proc, http_port = process
     raw = build_request(OpCode.RESOLUTION, ResolutionRequest(b"TEST/hello"))
