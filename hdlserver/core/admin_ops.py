@@ -287,7 +287,8 @@ def create_handle(body: CreateHandleRequest, ctx: AdminContext) -> HandlerResult
         _authorize_overwrite(handle, existing, values, ctx)
     with _storing():
         # overwrite only what was authorized as an overwrite: a handle created meanwhile gives RC 101
-        replaced = ctx.store.create_handle(handle, values, overwrite=existing is not None)
+        replaced = ctx.store.create_handle(handle, values, overwrite=existing is not None,
+                                           log=ctx.config.enable_txn_queue)
     flags = (OpFlag.OVRW if replaced else 0) | (OpFlag.MINT if mint else 0)
     return HandlerResult(ResponseCode.SUCCESS, CreateHandleResponse(handle), extra_flags=flags)
 
@@ -304,7 +305,7 @@ def delete_handle(body: DeleteHandleRequest, ctx: AdminContext) -> HandlerResult
     existing = _existing_values(ctx, handle)
     ctx.auth.check_admin(PERM_DELETE_HANDLE, existing)
     with _storing():
-        if not ctx.store.delete_handle(handle):
+        if not ctx.store.delete_handle(handle, log=ctx.config.enable_txn_queue):
             raise HandleNotFoundError(handle)
     return _success()
 
@@ -327,7 +328,7 @@ def add_value(body: AddValueRequest, ctx: AdminContext) -> HandlerResult:
     if required:  # nothing changes (identical values under OVRW): no permission needed
         ctx.auth.check_admin(required, existing)
     with _storing():
-        ctx.store.replace_values(handle, merged)
+        ctx.store.replace_values(handle, merged, log=ctx.config.enable_txn_queue)
     return _success(OpFlag.OVRW if shared is not None else 0)
 
 
@@ -348,7 +349,8 @@ def remove_value(body: RemoveValueRequest, ctx: AdminContext) -> HandlerResult:
     required = bits_for_remove([existing[p] for p in sorted(removed)]) or PERM_REMOVE_VALUE
     ctx.auth.check_admin(required, existing)
     with _storing():
-        ctx.store.replace_values(handle, [v for p, v in enumerate(existing) if p not in removed])
+        kept = [v for p, v in enumerate(existing) if p not in removed]
+        ctx.store.replace_values(handle, kept, log=ctx.config.enable_txn_queue)
     return _success()
 
 
@@ -380,7 +382,7 @@ def modify_value(body: ModifyValueRequest, ctx: AdminContext) -> HandlerResult:
     if duplicate is not None:
         raise ProtocolError(ResponseCode.INVALID_VALUE, index_conflict(duplicate))
     with _storing():
-        ctx.store.replace_values(handle, values)
+        ctx.store.replace_values(handle, values, log=ctx.config.enable_txn_queue)
     return _success()
 
 
@@ -399,7 +401,7 @@ def home_na(body: HomeNARequest, ctx: AdminContext) -> HandlerResult:
     ctx.auth.require_authentication()
     ctx.auth.check_server_list(*HOMED_PREFIX_ADMINS)
     with _storing():
-        ctx.homed.home(prefix)
+        ctx.homed.home(prefix, log=ctx.config.enable_txn_queue)
     return _success()
 
 
@@ -409,7 +411,7 @@ def unhome_na(body: UnhomeNARequest, ctx: AdminContext) -> HandlerResult:
     ctx.auth.require_authentication()
     ctx.auth.check_server_list(*HOMED_PREFIX_ADMINS)
     with _storing():
-        ctx.homed.unhome(prefix)
+        ctx.homed.unhome(prefix, log=ctx.config.enable_txn_queue)
     return _success()
 
 

@@ -24,15 +24,15 @@ class HomedPrefixes:
     def __contains__(self, prefix_handle: bytes) -> bool:
         return prefix_handle.upper() in self._homed
 
-    def home(self, prefix: bytes) -> bytes:
+    def home(self, prefix: bytes, *, log: bool = True) -> bytes:
         handle = to_prefix_handle(prefix)
-        self._store.home_prefix(handle)
+        self._store.home_prefix(handle, log=log)
         self._homed.add(handle)
         return handle
 
-    def unhome(self, prefix: bytes) -> bool:
+    def unhome(self, prefix: bytes, *, log: bool = True) -> bool:
         handle = to_prefix_handle(prefix)
-        removed = self._store.unhome_prefix(handle)
+        removed = self._store.unhome_prefix(handle, log=log)
         self._homed.discard(handle)
         return removed
 
