@@ -15,6 +15,7 @@ from pathlib import Path
 
 from hdlserver.cli.common import add_passphrase_options, fail, passphrase_from
 from hdlserver.errors import HandleError
+from hdlserver.metrics import metrics_config
 from hdlserver.net import loop
 from hdlserver.net.logs import log_directory, setup_logging
 from hdlserver.net.server import serve
@@ -69,6 +70,11 @@ def main(argv: list[str] | None = None) -> int:
             initialise(args)
         state = open_server_state(server_dir, passphrase=passphrase_from(args, "passphrase"))
     except (HandleError, OSError) as exc:
+        return fail(str(exc))
+    try:
+        metrics_config(state.settings)  # read again by the listeners; checked here to fail before they start
+    except HandleError as exc:
+        state.store.close()
         return fail(str(exc))
     interfaces = ", ".join(f"{i.kind.upper()} {i.bind_address or '*'}:{i.bind_port}"
                            for i in state.settings.interfaces)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from hdlserver.auth.challenges import ChallengeStore, IdAllocator
 from hdlserver.config.settings import Settings
@@ -14,6 +15,9 @@ from hdlserver.core.homed import HomedPrefixes
 from hdlserver.core.signing import ResponseSigner
 from hdlserver.store.base import Store
 from hdlserver.wire.site import ServerInfo, SiteInfo
+
+if TYPE_CHECKING:  # hdlserver.metrics uses this module
+    from hdlserver.metrics import Metrics
 
 TRANSPORT_UDP = "UDP"
 TRANSPORT_TCP = "TCP"
@@ -60,6 +64,7 @@ class ServerState:
     ids: IdAllocator  # challenge and session ids come from one counter (auth.md 3)
     clock: Callable[[], float]
     stats: ServerStats = field(default_factory=ServerStats)
+    metrics: Metrics | None = None  # the Prometheus registry when config.dct enables metrics (hdlserver.metrics)
 
     @property
     def primary(self) -> bool:

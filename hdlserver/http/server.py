@@ -28,6 +28,7 @@ from hdlserver.http.proxy import ProxyPages
 from hdlserver.http.rest import Authenticator, RestApi, is_api_path
 from hdlserver.http.tls import TlsMode, UnifiedListener, listening_socket, server_ssl_context
 from hdlserver.http.tunnel import NativeTunnel, is_native_request
+from hdlserver.metrics import METRICS_PATH, metrics_response
 from hdlserver.net.access import AccessLog
 from hdlserver.wire.site import PROTO_HTTPS
 
@@ -90,6 +91,8 @@ class HttpApplication:
         self.tunnel = NativeTunnel(state, dispatcher, role, tls_role(state, iface.bind_port, role),
                                    AccessLog(log_accesses, "HTTP"))
         self.proxy = ProxyPages(state, dispatcher, server_dir, http)
+        metrics = state.metrics
+        self.metrics = metrics if metrics is not None and metrics.config.on_http_interfaces else None
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         request = self._with_client_address(request)
@@ -103,6 +106,8 @@ class HttpApplication:
     def _route(self, request: HttpRequest) -> HttpResponse:
         if request.method == "TRACE":
             return self._trace(request)
+        if request.path == METRICS_PATH and self.metrics is not None:  # asked for in config.dct: always served
+            return metrics_response(self.metrics, request)
         if not self.enable_root:
             return text_response(404, "Not found")
         if is_api_path(request.path):
@@ -192,6 +197,9 @@ async def start_http_listener(state: ServerState, dispatcher: Dispatcher, iface:
     app = HttpApplication(state, dispatcher, iface, role, server_dir, authenticate)
     limits = HttpLimits.for_interface(iface)
     connections = HttpConnections()
+    if state.metrics is not None:
+        state.metrics.add_gauge("open_connections", "Open connections", connections.__len__, transport="HTTP",
+                                interface=iface.label)
     sock = listening_socket(iface.bind_address or "0.0.0.0", iface.bind_port, iface.backlog)
     return UnifiedListener(sock, lambda: HttpProtocol(app, limits, connections), mode, ssl_context,
                            start_timeout=limits.header_timeout,

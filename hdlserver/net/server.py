@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hdlserver.core.context import InterfaceRole, ServerState
+from hdlserver.core.context import TRANSPORT_HTTP, TRANSPORT_TCP, TRANSPORT_UDP, InterfaceRole, ServerState
 from hdlserver.core.dispatch import Dispatcher
 from hdlserver.http.server import start_http_listener
-from hdlserver.net.access import AccessLog
+from hdlserver.metrics import MeteredDispatcher, access_log, enable_metrics, start_metrics_listener
 from hdlserver.net.loop import loop_name
 from hdlserver.net.tcp import TcpConnections, TcpHandleProtocol
 from hdlserver.net.udp import UdpHandleProtocol
@@ -55,12 +55,16 @@ class RunningServer:
             transport.close()
         for conns in self.tcp_connections:
             conns.close_all()
+        if self.state.metrics is not None:
+            self.state.metrics.close()
 
 
 async def start_listeners(state: ServerState) -> RunningServer:
     loop = asyncio.get_running_loop()
     running = RunningServer(state)
     dispatcher = Dispatcher(state)
+    metrics = enable_metrics(state, loop_name())
+    http_dispatcher = dispatcher if metrics is None else MeteredDispatcher(state, metrics.recorder(TRANSPORT_HTTP))
     limits = state.settings.server
     for iface in state.settings.interfaces:
         host = iface.bind_address or "0.0.0.0"
@@ -69,7 +73,8 @@ async def start_listeners(state: ServerState) -> RunningServer:
             sock = _udp_socket(host, iface.bind_port)
             transport, protocol = await loop.create_datagram_endpoint(
                 lambda role=role, iface=iface: UdpHandleProtocol(
-                    state, dispatcher, role, AccessLog(iface.log_accesses, "UDP"), limits.max_udp_pending),
+                    state, dispatcher, role, access_log(metrics, iface.log_accesses, TRANSPORT_UDP),
+                    limits.max_udp_pending),
                 sock=sock)
             running.udp_transports.append(transport)  # type: ignore[arg-type]
             running.udp_protocols.append(protocol)
@@ -80,16 +85,23 @@ async def start_listeners(state: ServerState) -> RunningServer:
             idle = iface.max_idle_time_ms / 1000.0
             server = await loop.create_server(
                 lambda role=role, conns=conns, idle=idle, iface=iface: TcpHandleProtocol(
-                    state, dispatcher, role, AccessLog(iface.log_accesses, "TCP"), conns, idle),
+                    state, dispatcher, role, access_log(metrics, iface.log_accesses, TRANSPORT_TCP), conns, idle),
                 host=host, port=iface.bind_port, backlog=iface.backlog, reuse_address=True)
             running.servers.append(server)
             running.tcp_connections.append(conns)
+            if metrics is not None:
+                metrics.add_gauge("open_connections", "Open connections", lambda conns=conns: len(conns.open),
+                                  transport=TRANSPORT_TCP, interface=iface.label)
             running.addresses[iface.label] = server.sockets[0].getsockname()[:2]
         else:
             role = interface_role(state, PROTO_HTTP, iface.bind_port)
-            server = await start_http_listener(state, dispatcher, iface, role)
+            server = await start_http_listener(state, http_dispatcher, iface, role)
             running.servers.append(server)
             running.addresses[iface.label] = server.sockets[0].getsockname()[:2]
+    if metrics is not None and metrics.config.port is not None:
+        server = await start_metrics_listener(metrics)
+        running.servers.append(server)
+        running.addresses["metrics"] = server.sockets[0].getsockname()[:2]
     for label, (host, port) in running.addresses.items():
         log.info("listening on %s %s:%d", label, host, port)
     return running
