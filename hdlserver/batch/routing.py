@@ -49,6 +49,10 @@ class Router(Protocol):
         """The admin interfaces of every server of ``handle``'s site (list handles asks each of them)."""
         ...
 
+    def site_for(self, handle: bytes) -> SiteInfo | None:
+        """The site ``handle`` belongs to; None when requests go to a fixed server whatever its site."""
+        ...
+
 
 def admin_interface(server: ServerInfo) -> Address:
     for iface in server.interfaces:
@@ -67,6 +71,9 @@ class FixedRouter:
     def site_servers(self, handle: bytes) -> list[Address]:
         return [self.address]
 
+    def site_for(self, handle: bytes) -> SiteInfo | None:
+        return None
+
 
 class SiteRouter:
     def __init__(self, site: SiteInfo) -> None:
@@ -79,6 +86,9 @@ class SiteRouter:
 
     def site_servers(self, handle: bytes) -> list[Address]:
         return [admin_interface(server) for server in self.site.servers]
+
+    def site_for(self, handle: bytes) -> SiteInfo | None:
+        return self.site
 
 
 def primary_site(sites: Sequence[SiteInfo]) -> SiteInfo:
@@ -135,6 +145,9 @@ class PrefixRouter:
 
     def site_servers(self, handle: bytes) -> list[Address]:
         return self._router(handle).site_servers(handle)
+
+    def site_for(self, handle: bytes) -> SiteInfo | None:
+        return self._router(handle).site
 
 
 # --- Java client configuration directories ---------------------------------------------------------
