@@ -11,6 +11,7 @@ from pathlib import Path
 
 from hdlserver.auth import keys
 from hdlserver.auth.challenges import IdAllocator, InMemoryChallengeStore
+from hdlserver.auth.sessions import InMemorySessionStore
 from hdlserver.config.settings import Settings, load_settings
 from hdlserver.config.siteinfo import load_site_info
 from hdlserver.core.context import ServerState
@@ -89,4 +90,4 @@ def open_server_state(server_dir: Path, *, passphrase: bytes | None = None,
                        this_server_position=position, store=store, homed=homed,
                        signer=ResponseSigner(private_key),
                        challenges=InMemoryChallengeStore(settings.server.max_auth_time_ms / 1000.0),
-                       ids=IdAllocator(), clock=clock)
+                       ids=IdAllocator(), sessions=InMemorySessionStore(), clock=clock)

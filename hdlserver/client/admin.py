@@ -5,10 +5,18 @@
     admin.create_handle("DEMO/x", [HandleValue(1, b"URL", b"https://example.org/")])
 
 One TCP connection is kept open for the client's requests; each challenged request is answered on it.
+
+Sessions are opt-in, as the Java tools use them (auth.md 9.1): ``AdminClient(..., session=True)`` sets up a
+Diffie-Hellman session (UDP first, then TCP) before the first request, answers the one challenge inside it,
+and MACs every later request instead of answering new challenges; ``encrypt=True`` also encrypts every
+request with the session key (and asks for encrypted answers). ``open_session()`` / ``close_session()``
+(SESSION_TERMINATE) control the session explicitly; leaving a ``with`` block terminates it. A session the
+server has forgotten (RC 500) is set up again once, as Java clients do.
 """
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,7 +25,9 @@ from hdlserver.auth import keys
 from hdlserver.auth.pubkey_answers import make_pubkey_answer
 from hdlserver.auth.secret_answers import make_secret_answer
 from hdlserver.client.resolver import HandleResponseError, build_request, decode_answer
+from hdlserver.client.session import DEFAULT_SESSION_TIMEOUT, ClientSession, open_dh_session
 from hdlserver.client.transport import read_tcp_message
+from hdlserver.errors import HandleError
 from hdlserver.wire.bodies import (
     AddValueRequest,
     ChallengeAnswerRequest,
@@ -33,6 +43,7 @@ from hdlserver.wire.bodies import (
     ListHomedNAsResponse,
     ModifyValueRequest,
     RemoveValueRequest,
+    SessionTerminateRequest,
     UnhomeNARequest,
 )
 from hdlserver.wire.buffer import to_utf8
@@ -69,6 +80,10 @@ class PublicKeyIdentity:
 Identity = SecretKeyIdentity | PublicKeyIdentity
 
 
+def _error_text(msg: Message) -> str:
+    return msg.body.message.decode("utf-8", "replace") if isinstance(msg.body, ErrorBody) else ""
+
+
 @dataclass(frozen=True)
 class AdminResult:
     response_code: int
@@ -77,10 +92,20 @@ class AdminResult:
 
 
 class AdminClient:
-    def __init__(self, address: tuple[str, int], identity: Identity, *, timeout: float = 30.0) -> None:
+    """Admin requests as ``identity``; ``session``/``encrypt``/``server_key``: see the module docstring
+    (``server_key`` is the server's public key, which the signed SESSION_SETUP answer must verify with)."""
+
+    def __init__(self, address: tuple[str, int], identity: Identity, *, timeout: float = 30.0,
+                 session: bool = False, encrypt: bool = False, server_key: keys.PublicKey | None = None,
+                 session_timeout: int = DEFAULT_SESSION_TIMEOUT) -> None:
         self.address = address
         self.identity = identity
         self.timeout = timeout
+        self.use_session = session or encrypt
+        self.encrypt = encrypt
+        self.server_key = server_key
+        self.session_timeout = session_timeout
+        self.session: ClientSession | None = None
         self._sock: socket.socket | None = None
 
     def close(self) -> None:
@@ -92,44 +117,80 @@ class AdminClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(HandleError, OSError):  # the server forgets idle sessions anyway
+            self.close_session()
         self.close()
+
+    def open_session(self) -> ClientSession:
+        """SESSION_SETUP (400, Diffie-Hellman) for this client's identity; later requests use the session."""
+        self.session = open_dh_session(self.address, self.identity.handle, self.identity.index,
+                                       timeout=self.session_timeout, encrypt_all=self.encrypt,
+                                       server_key=self.server_key, tcp_timeout=self.timeout)
+        return self.session
+
+    def close_session(self) -> None:
+        """SESSION_TERMINATE (401), MACed with the session key; nothing to do without a session."""
+        session, self.session = self.session, None
+        if session is None:
+            return
+        request = build_request(OpCode.SESSION_TERMINATE, SessionTerminateRequest(b"/"), ADMIN_FLAGS,
+                                version=session.version)
+        answer = decode_answer(self._exchange(session.seal(request, encrypt=False), session)[0])
+        if answer.header.response_code != ResponseCode.SUCCESS:
+            raise HandleResponseError(answer.header.response_code, _error_text(answer))
 
     def _connection(self) -> socket.socket:
         if self._sock is None:
             self._sock = socket.create_connection(self.address, timeout=self.timeout)
         return self._sock
 
-    def _exchange(self, request: bytes) -> list[bytes]:
-        """Send a request; read every part of its answer (CN), reconnecting once if the server had closed."""
+    def _exchange(self, request: bytes, session: ClientSession | None = None) -> list[bytes]:
+        """Send a request; read every part of its answer (CN), reconnecting once if the server had closed.
+        With ``session`` each answer is decrypted / MAC-checked before it is looked at."""
         try:
-            return self._send_and_read(request)
+            return self._send_and_read(request, session)
         except OSError:
             self.close()
-            return self._send_and_read(request)
+            return self._send_and_read(request, session)
 
-    def _send_and_read(self, request: bytes) -> list[bytes]:
+    def _send_and_read(self, request: bytes, session: ClientSession | None) -> list[bytes]:
         sock = self._connection()
         try:
             sock.sendall(request)
-            answers = [read_tcp_message(sock)]
+            answers = [self._opened(read_tcp_message(sock), session)]
             while decode_answer(answers[-1]).header.flags & OpFlag.CN:
-                answers.append(read_tcp_message(sock))
+                answers.append(self._opened(read_tcp_message(sock), session))
         except OSError:
             self.close()
             raise
         return answers
 
+    @staticmethod
+    def _opened(answer: bytes, session: ClientSession | None) -> bytes:
+        return answer if session is None else session.open(answer)
+
+    def _send(self, opcode: int, body: object, flags: int) -> list[bytes]:
+        """One request, in the session when sessions are on (set up first if needed)."""
+        if not self.use_session:
+            return self._exchange(build_request(opcode, body, flags))
+        session = self.session or self.open_session()
+        request = build_request(opcode, body, flags | (OpFlag.ENC if self.encrypt else 0), version=session.version)
+        return self._exchange(session.seal(request), session)
+
     def request(self, opcode: int, body: object, flags: int = ADMIN_FLAGS) -> AdminResult:
         """Send an admin request, answer its challenge, return the final answer (raising on errors)."""
-        answers = self._exchange(build_request(opcode, body, flags))
+        answers = self._send(opcode, body, flags)
         first = decode_answer(answers[0])
+        if self.use_session and first.header.response_code == ResponseCode.SESSION_TIMEOUT:
+            self.session = None  # the server forgot the session: one new session, as Java clients do
+            answers = self._send(opcode, body, flags)
+            first = decode_answer(answers[0])
         if first.header.response_code == ResponseCode.AUTHENTICATION_NEEDED:
             answers = self._answer_challenge(answers[0], first)
         messages = tuple(decode_answer(a) for a in answers)
         final = messages[0]
         if final.header.response_code != ResponseCode.SUCCESS:
-            text = final.body.message.decode("utf-8", "replace") if isinstance(final.body, ErrorBody) else ""
-            raise HandleResponseError(final.header.response_code, text)
+            raise HandleResponseError(final.header.response_code, _error_text(final))
         return AdminResult(final.header.response_code, final.header.flags, messages)
 
     def _answer_challenge(self, raw: bytes, challenge: Message) -> list[bytes]:
@@ -141,8 +202,8 @@ class AdminClient:
         signed = self.identity.answer(challenge.body.nonce, challenge.request_digest[1], version, suggested)
         body = ChallengeAnswerRequest(self.identity.auth_type, self.identity.handle, self.identity.index, signed)
         answer = bytearray(build_request(OpCode.CHALLENGE_RESPONSE, body, ADMIN_FLAGS, version=version))
-        answer[4:8] = raw[4:8]  # the envelope SessionId carries the challenge id
-        return self._exchange(bytes(answer))
+        answer[4:8] = raw[4:8]  # the envelope SessionId carries the challenge id (the session id in a session)
+        return self._exchange(bytes(answer), self.session if self.use_session else None)
 
     def create_handle(self, handle: str | bytes, values: Sequence[HandleValue], *, overwrite: bool = False,
                       mint: bool = False) -> bytes:

@@ -25,6 +25,7 @@ from hdlserver.auth.secret_answers import verify_secret_against_values
 from hdlserver.config.settings import ServerConfig
 from hdlserver.core.handler_api import AuthenticationNeeded
 from hdlserver.core.homed import HomedPrefixes
+from hdlserver.core.session_auth import SessionRequest
 from hdlserver.errors import ProtocolError
 from hdlserver.store.base import Store
 from hdlserver.wire.bodies import ChallengeAnswerRequest
@@ -47,6 +48,7 @@ class PresentedAnswer:
 
     answer: ChallengeAnswerRequest
     challenge: PendingChallenge
+    answer_counter: int = 0  # the HS_MAC counter of the answer message, 0 when it had none (Java sends none)
 
 
 def local_values(store: Store, homed: HomedPrefixes, handle: bytes) -> tuple[HandleValue, ...] | None:
@@ -62,13 +64,14 @@ class RequestAuthorizer:
 
     def __init__(self, store: Store, homed: HomedPrefixes, config: ServerConfig, *,
                  answer: PresentedAnswer | None = None, verified_identity: tuple[bytes, int] | None = None,
-                 in_session: bool = False) -> None:
+                 in_session: bool = False, session: SessionRequest | None = None) -> None:
         self.store = store
         self.homed = homed
         self.config = config
         self.answer = answer
         self.verified_identity = verified_identity
-        self.in_session = in_session
+        self.in_session = in_session or session is not None
+        self.session = session
         self._proof_checked = False
         self._verified_index: int | None = None
 
@@ -78,6 +81,8 @@ class RequestAuthorizer:
             return self.verified_identity
         if self.answer is not None:
             return self.answer.answer.identity_handle, self.answer.answer.identity_index
+        if self.session is not None:
+            return self.session.authenticated_identity
         return None
 
     def _lookup(self) -> ValueLookup:
@@ -141,7 +146,13 @@ class RequestAuthorizer:
         if self._proof_checked or self.verified_identity is not None:
             return
         if self.answer is None:
-            raise ProtocolError(ResponseCode.SESSION_TIMEOUT, NO_SESSION_IDENTITY)
+            if self.session is None or self.session.authenticated_identity is None:
+                raise ProtocolError(ResponseCode.SESSION_TIMEOUT, NO_SESSION_IDENTITY)
+            # An authenticated session: the request's HS_MAC is the proof (auth.md 9.8).
+            self.session.verify_request()
+            self._proof_checked = True
+            self._verified_index = self.session.verified_index
+            return
         answer, challenge = self.answer.answer, self.answer.challenge
         handle_text = answer.identity_handle.decode("utf-8", "replace")
         if answer.auth_type not in (HS_SECKEY, HS_PUBKEY):
@@ -168,3 +179,6 @@ class RequestAuthorizer:
             raise ProtocolError(ResponseCode.AUTHENTICATION_FAILED)
         self._proof_checked = True
         self._verified_index = index
+        if self.session is not None:
+            self.session.answer_verified(answer.identity_handle, answer.identity_index, index,
+                                         self.answer.answer_counter)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from hdlserver.auth.challenges import ChallengeStore, IdAllocator
+from hdlserver.auth.sessions import SessionStore
 from hdlserver.config.settings import Settings
 from hdlserver.core.homed import HomedPrefixes
 from hdlserver.core.signing import ResponseSigner
@@ -62,6 +63,7 @@ class ServerState:
     signer: ResponseSigner
     challenges: ChallengeStore
     ids: IdAllocator  # challenge and session ids come from one counter (auth.md 3)
+    sessions: SessionStore  # live sessions (auth.md 9), shareable between workers (design.md 5)
     clock: Callable[[], float]
     stats: ServerStats = field(default_factory=ServerStats)
     metrics: Metrics | None = None  # the Prometheus registry when config.dct enables metrics (hdlserver.metrics)

@@ -9,18 +9,37 @@ from __future__ import annotations
 import logging
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from hdlserver.auth.challenges import new_challenge
+from hdlserver.auth.challenges import PendingChallenge, find_retry, new_challenge
+from hdlserver.auth.session_crypto import SessionError
+from hdlserver.auth.sessions import Session
 from hdlserver.core.admin_ops import OPERATION_HANDLERS
 from hdlserver.core.authorizer import PresentedAnswer, RequestAuthorizer
 from hdlserver.core.context import RequestInfo, ServerState
 from hdlserver.core.handler_api import AdminContext, AuthenticationNeeded, HandlerResult
 from hdlserver.core.resolve import resolve, site_info
 from hdlserver.core.responder import RequestView, encode_early_error, encode_response
+from hdlserver.core.session_auth import SessionRequest
+from hdlserver.core.session_ops import (
+    MSG_EXCHANGE_KEY_FAILED,
+    MSG_TERMINATE_UNKNOWN,
+    MSG_UNKNOWN_SESSION,
+    decrypt_request,
+    response_needs_encryption,
+    seal_response,
+    setup_session,
+    terminate_session,
+)
 from hdlserver.core.verify import verify_challenge
 from hdlserver.errors import DecodeError, ProtocolError
-from hdlserver.wire.bodies import ChallengeAnswerRequest, ChallengeBody, ErrorBody
+from hdlserver.wire.bodies import (
+    ChallengeAnswerRequest,
+    ChallengeBody,
+    ErrorBody,
+    GenericSuccessResponse,
+    SessionSetupRequest,
+)
 from hdlserver.wire.codes import ADMIN_OPCODES, OpCode, OpFlag, ResponseCode
 from hdlserver.wire.envelope import Envelope, response_version
 from hdlserver.wire.message import HEADER_SIZE, Message, decode_message
@@ -59,6 +78,11 @@ class Call:
     info: RequestInfo
     answer: PresentedAnswer | None = None
     response_request_id: int | None = None  # the answer's id, when answering a challenged request
+    session: SessionRequest | None = None  # the live session the request belongs to
+
+    @property
+    def live_session(self) -> Session | None:
+        return None if self.session is None else self.session.session
 
 
 QueryHandler = Callable[[ServerState, Call, RequestAuthorizer], HandlerResult]
@@ -103,12 +127,10 @@ class Dispatcher:
     def handle(self, env: Envelope, message: bytes, info: RequestInfo) -> Outcome:
         self.state.stats.requests += 1
         if env.encrypted:
-            if env.session_id <= 0:
-                return self._early(env, ResponseCode.SESSION_FAILED,
-                                   "Invalid session id. Unable to decrypt request message.")
-            return self._early(env, ResponseCode.SESSION_TIMEOUT,
-                               "Session information not available or time out. "
-                               "Unable to decrypt request message.")
+            try:
+                message = decrypt_request(self.state.sessions, env.session_id, message, self.state.clock())
+            except SessionError as exc:
+                return self._early(env, exc.response_code, exc.message)
         if len(message) < HEADER_SIZE:
             return self._early(env, ResponseCode.PROTOCOL_ERROR, "Invalid message length")
         opcode, _rc, flags, _serial, recursion, _res, _exp, body_len = _HEADER.unpack_from(message)
@@ -135,9 +157,66 @@ class Dispatcher:
         if opcode == OpCode.CHALLENGE_RESPONSE:
             return self._answer(call)
         if env.session_id > 0:
-            return self._error(view, ResponseCode.SESSION_TIMEOUT,
-                               "Invalid session id or session time out. Please try again.", handle)
+            now = self.state.clock()
+            session = self.state.sessions.get(env.session_id, now)
+            if session is not None:
+                call = replace(call, session=SessionRequest(session, self.state.sessions, env, view.header_body,
+                                                            msg.credential))
+            elif self.state.challenges.get(env.session_id, now) is None:
+                # auth.md 9.2 step 1 / 9.8: neither a live session nor a pending challenge.
+                return self._error(view, ResponseCode.SESSION_TIMEOUT, MSG_UNKNOWN_SESSION, handle)
+        if opcode == OpCode.SESSION_SETUP:
+            return self._setup_session(call)
+        if opcode == OpCode.SESSION_TERMINATE:
+            return self._terminate_session(call, handle)
+        if opcode == OpCode.SESSION_EXCHANGEKEY:
+            return self._exchange_key(call, handle)
         return self._run(call)
+
+    def _setup_session(self, call: Call) -> Outcome:
+        """Op 400 (auth.md 9.2): answered under the new session id, HS_SIGNED (never MACed) when CT."""
+        body = call.msg.body
+        if not isinstance(body, SessionSetupRequest):
+            return self._error(call.view, ResponseCode.PROTOCOL_ERROR, "Malformed session setup request")
+        try:
+            session, response_body = setup_session(self.state, body, call.view.suggested)
+        except SessionError as exc:
+            return self._error(call.view, exc.response_code, exc.message)
+        response = encode_response(self.state, call.view, ResponseCode.SUCCESS, response_body,
+                                   session_id=session.session_id)
+        return Outcome([response], call.view.opcode, ResponseCode.SUCCESS, b"", call.view.suggested,
+                       identity_text((body.identity_handle, body.identity_index)))
+
+    def _terminate_session(self, call: Call, handle: bytes) -> Outcome:
+        """Op 401 (auth.md 9.10). The session is gone when the answer is sent, so CT gives an HS_SIGNED."""
+        if call.session is None:
+            return self._error(call.view, ResponseCode.SESSION_TIMEOUT, MSG_TERMINATE_UNKNOWN, handle)
+        try:
+            terminate_session(self.state, call.session)
+        except ProtocolError as exc:
+            return self._error(call.view, exc.response_code, exc.message, handle, call)
+        response = self._respond(replace(call, session=None), ResponseCode.SUCCESS, GenericSuccessResponse())
+        return Outcome([response], call.view.opcode, ResponseCode.SUCCESS, handle, call.view.suggested)
+
+    def _exchange_key(self, call: Call, handle: bytes) -> Outcome:
+        """Op 402 (auth.md 9.10): RC 500 without a live session. Java takes a key only in a mode-2
+        (CIPHER_SERVER) session still waiting for one; setup refuses mode 2, so a live session gets RC 501."""
+        if call.session is None:
+            return self._error(call.view, ResponseCode.SESSION_TIMEOUT, MSG_UNKNOWN_SESSION, handle)
+        return self._error(call.view, ResponseCode.SESSION_FAILED, MSG_EXCHANGE_KEY_FAILED, handle, call)
+
+    def _respond(self, call: Call, response_code: int, body: object, extra_flags: int = 0,
+                 request_id: int | None = None, session_id: int | None = None) -> bytes:
+        """``encode_response``, in the session's form when the call has a live session (auth.md 8, 9.7)."""
+        session = call.live_session
+        view = call.view
+        if session is None:
+            return encode_response(self.state, view, response_code, body, extra_flags=extra_flags,
+                                   request_id=request_id, session_id=session_id)
+        plain = encode_response(self.state, replace(view, flags=view.flags & ~OpFlag.CT), response_code, body,
+                                extra_flags=extra_flags, request_id=request_id, session_id=session_id)
+        encrypt = response_needs_encryption(view.flags, response_version(view.suggested), body)
+        return seal_response(plain, session, certify=bool(view.flags & OpFlag.CT), encrypt=encrypt)
 
     def _answer(self, call: Call) -> Outcome:
         """Op 200: re-run the challenged request with the answer attached (auth.md 5, wire.md 9.13)."""
@@ -157,9 +236,21 @@ class Dispatcher:
                            session_id=pending.request_session_id, request_id=original_env.request_id,
                            suggested=(original_env.suggested_major, original_env.suggested_minor),
                            header_body=original.header_body)
+        answer_counter = call.msg.credential.signer_index if call.msg.credential is not None else 0
         return self._run(Call(original_env, pending.request_message, original, view, call.info,
-                              answer=PresentedAnswer(call.msg.body, pending),
-                              response_request_id=call.envelope.request_id))
+                              answer=PresentedAnswer(call.msg.body, pending, answer_counter),
+                              response_request_id=call.envelope.request_id,
+                              session=self._session_of(pending, original)))
+
+    def _session_of(self, pending: PendingChallenge, original: Message) -> SessionRequest | None:
+        """The live session a challenged request was sent in, if it is still there."""
+        if pending.request_session_id <= 0:
+            return None
+        session = self.state.sessions.get(pending.request_session_id, self.state.clock())
+        if session is None:
+            return None
+        return SessionRequest(session, self.state.sessions, pending.request_envelope, original.header_body,
+                              original.credential)
 
     def _run(self, call: Call) -> Outcome:
         state = self.state
@@ -168,7 +259,7 @@ class Dispatcher:
         if opcode in _PRIMARY_ONLY and not state.primary:
             return self._error(call.view, ResponseCode.SERVER_NOT_RESP, "Not a primary server", handle, call)
         auth = RequestAuthorizer(state.store, state.homed, state.settings.server, answer=call.answer,
-                                 verified_identity=call.info.verified_identity)
+                                 verified_identity=call.info.verified_identity, session=call.session)
         query_handler = QUERY_HANDLERS.get(opcode)
         admin_handler = OPERATION_HANDLERS.get(opcode)
         try:
@@ -194,29 +285,40 @@ class Dispatcher:
             log.exception("error processing %s request", OpCode.name_of(opcode))
             return self._error(call.view, ResponseCode.ERROR, INTERNAL_ERROR, handle, call)
         bodies = result.parts or (result.body,)
-        messages = [encode_response(state, call.view, result.response_code, body,
-                                    extra_flags=result.extra_flags | (OpFlag.CN if i < len(bodies) - 1 else 0),
-                                    request_id=call.response_request_id)
+        messages = [self._respond(call, result.response_code, body,
+                                  extra_flags=result.extra_flags | (OpFlag.CN if i < len(bodies) - 1 else 0),
+                                  request_id=call.response_request_id)
                     for i, body in enumerate(bodies)]
         response_handle = getattr(result.body, "handle", None) or handle
         return Outcome(messages, opcode, result.response_code, response_handle, call.view.suggested,
                        identity_text(auth.identity))
 
     def _challenge(self, call: Call, handle: bytes) -> Outcome:
-        """Answer RC 402 with a fresh nonce and remember the request (auth.md 3)."""
+        """Answer RC 402 and remember the request (auth.md 3). Inside a session the challenge id is the
+        session id, and a retry of the same request (same RequestId) gets the same challenge again."""
         state = self.state
-        challenge = new_challenge(state.ids, now=state.clock(), request_envelope=call.envelope,
-                                  request_message=call.message, header_body=call.view.header_body,
-                                  response_version=response_version(call.view.suggested))
-        state.challenges.put(challenge)
-        response = encode_response(state, call.view, ResponseCode.AUTHENTICATION_NEEDED,
-                                   ChallengeBody(challenge.nonce), session_id=challenge.challenge_id)
+        now = state.clock()
+        session = call.live_session
+        challenge = None
+        if session is not None:
+            challenge = find_retry(state.challenges, session.session_id, call.envelope.request_id, now)
+        if challenge is None:
+            challenge = new_challenge(state.ids, now=now, request_envelope=call.envelope,
+                                      request_message=call.message, header_body=call.view.header_body,
+                                      response_version=response_version(call.view.suggested),
+                                      reuse_id=None if session is None else session.session_id)
+            state.challenges.put(challenge)
+        response = self._respond(call, ResponseCode.AUTHENTICATION_NEEDED, ChallengeBody(challenge.nonce),
+                                 session_id=challenge.challenge_id)
         return Outcome([response], call.view.opcode, ResponseCode.AUTHENTICATION_NEEDED, handle,
                        call.view.suggested)
 
     def _error(self, view: RequestView, code: int, text: str = "", handle: bytes = b"",
                call: Call | None = None) -> Outcome:
         self.state.stats.errors += 1
-        request_id = call.response_request_id if call is not None else None
-        response = encode_response(self.state, view, code, ErrorBody(text.encode("utf-8")), request_id=request_id)
+        body = ErrorBody(text.encode("utf-8"))
+        if call is None:
+            response = encode_response(self.state, view, code, body)
+        else:
+            response = self._respond(call, code, body, request_id=call.response_request_id)
         return Outcome([response], view.opcode, code, handle, view.suggested)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from hdlserver.core.context import TRANSPORT_HTTP, TRANSPORT_TCP, TRANSPORT_UDP, InterfaceRole, ServerState
 from hdlserver.core.dispatch import Dispatcher
+from hdlserver.core.session_ops import SessionSweeper
 from hdlserver.http.server import start_http_listener
 from hdlserver.metrics import MeteredDispatcher, access_log, enable_metrics, start_metrics_listener
 from hdlserver.net.loop import loop_name
@@ -140,6 +141,7 @@ async def serve(state: ServerState, server_dir: Path, *, ready_file: Path | None
     if ready_file is not None:
         ready_file.write_text(_addresses_text(running), encoding="utf-8")
     log.info("hdlserver started on %s with %d handles", loop_name(), state.store.count_handles())
+    sweeper = SessionSweeper(state.sessions)
     try:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
@@ -149,6 +151,7 @@ async def serve(state: ServerState, server_dir: Path, *, ready_file: Path | None
                 stop.set()
             for protocol in running.udp_protocols:
                 protocol.expire()
+            sweeper.tick(state.clock())
     finally:
         log.info("stopping")
         running.close()
