@@ -67,6 +67,8 @@ class ServerState:
     clock: Callable[[], float]
     stats: ServerStats = field(default_factory=ServerStats)
     metrics: Metrics | None = None  # the Prometheus registry when config.dct enables metrics (hdlserver.metrics)
+    # A running mirror's replication status (txnstat.dct text) for the dumps it serves (replication/mirror.py).
+    replication_status_text: Callable[[], str] | None = None
 
     @property
     def primary(self) -> bool:

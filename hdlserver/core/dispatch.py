@@ -33,6 +33,7 @@ from hdlserver.core.session_ops import (
 )
 from hdlserver.core.verify import verify_challenge
 from hdlserver.errors import DecodeError, ProtocolError
+from hdlserver.replication.source import REPLICATION_HANDLERS
 from hdlserver.wire.bodies import (
     ChallengeAnswerRequest,
     ChallengeBody,
@@ -49,7 +50,8 @@ log = logging.getLogger("hdlserver.dispatch")
 _HEADER = struct.Struct(">iiiHBBii")
 
 # Admin operations a mirror refuses (wire.md 12.4); list operations are allowed on mirrors.
-_PRIMARY_ONLY = frozenset({100, 101, 102, 103, 104, 300, 301, 1000, 1001, 1002, 1003})
+# 1001 and 1002 decide themselves: mirrors serve dumps and the all-sources log (replication.md 10).
+_PRIMARY_ONLY = frozenset({100, 101, 102, 103, 104, 300, 301, 1000, 1003})
 INTERNAL_ERROR = "Server error processing request, see server logs"
 
 
@@ -105,6 +107,7 @@ QUERY_HANDLERS: dict[int, QueryHandler] = {
     OpCode.RESOLUTION: _resolution,
     OpCode.GET_SITE_INFO: _site_info,
     OpCode.VERIFY_CHALLENGE: _verify_challenge,
+    **REPLICATION_HANDLERS,
 }
 
 
@@ -290,8 +293,12 @@ class Dispatcher:
                                   request_id=call.response_request_id)
                     for i, body in enumerate(bodies)]
         response_handle = getattr(result.body, "handle", None) or handle
-        return Outcome(messages, opcode, result.response_code, response_handle, call.view.suggested,
-                       identity_text(auth.identity))
+        outcome = Outcome(messages, opcode, result.response_code, response_handle, call.view.suggested,
+                          identity_text(auth.identity))
+        stream = getattr(result, "stream", None)  # replication: the stream the transport writes next
+        if stream is not None:
+            outcome.extra["stream"] = stream
+        return outcome
 
     def _challenge(self, call: Call, handle: bytes) -> Outcome:
         """Answer RC 402 and remember the request (auth.md 3). Inside a session the challenge id is the

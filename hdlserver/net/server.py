@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from hdlserver.metrics import MeteredDispatcher, access_log, enable_metrics, sta
 from hdlserver.net.loop import loop_name
 from hdlserver.net.tcp import TcpConnections, TcpHandleProtocol
 from hdlserver.net.udp import UdpHandleProtocol
+from hdlserver.replication.task import start_mirror
 from hdlserver.wire.site import PROTO_HTTP, PROTO_TCP, PROTO_UDP
 
 log = logging.getLogger("hdlserver.server")
@@ -28,6 +30,10 @@ log = logging.getLogger("hdlserver.server")
 STOP_FILE = "delete_this_to_stop_server"
 STOP_FILE_POLL_SECONDS = 1.0
 UDP_EXPIRY_SECONDS = 1.0
+# How long a stopping server keeps sending the answers still buffered for slow readers (docker stop's
+# default grace period is 10 s), polling every DRAIN_POLL_SECONDS.
+DRAIN_SECONDS = 5.0
+DRAIN_POLL_SECONDS = 0.02
 
 
 def interface_role(state: ServerState, protocol: int, port: int) -> InterfaceRole:
@@ -58,6 +64,12 @@ class RunningServer:
             conns.close_all()
         if self.state.metrics is not None:
             self.state.metrics.close()
+
+    async def drain(self, timeout: float) -> None:
+        """Wait until every closed TCP connection has sent what it still had buffered (at most ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        while any(conns.open for conns in self.tcp_connections) and time.monotonic() < deadline:
+            await asyncio.sleep(DRAIN_POLL_SECONDS)
 
 
 async def start_listeners(state: ServerState) -> RunningServer:
@@ -134,6 +146,7 @@ async def serve(state: ServerState, server_dir: Path, *, ready_file: Path | None
     with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):  # no SIGHUP on Windows
         loop.add_signal_handler(signal.SIGHUP, _hangup, on_hangup)
     running = await start_listeners(state)
+    mirror = start_mirror(state, server_dir)  # the replication pull loop, when this server replicates
     stop_file = server_dir / STOP_FILE
     stop_file.write_text("Delete this file to stop the handle server.\n", encoding="utf-8")
     if pid_file is not None:
@@ -155,9 +168,12 @@ async def serve(state: ServerState, server_dir: Path, *, ready_file: Path | None
     finally:
         log.info("stopping")
         running.close()
+        if mirror is not None:
+            await mirror.stop()
         for server in running.servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 5)
+        await running.drain(DRAIN_SECONDS)
         state.store.close()
         with contextlib.suppress(FileNotFoundError):
             stop_file.unlink()

@@ -17,6 +17,8 @@ from hdlserver.core.resolve import fast_answer
 from hdlserver.core.responder import encode_early_error
 from hdlserver.errors import DecodeError
 from hdlserver.net.access import AccessLog
+from hdlserver.replication.sender import start_stream
+from hdlserver.replication.source import OutgoingStream
 from hdlserver.wire.codes import ResponseCode
 from hdlserver.wire.envelope import ENVELOPE_SIZE, decode_envelope
 
@@ -110,9 +112,21 @@ class TcpHandleProtocol(asyncio.Protocol):
             self.transport.writelines(outcome.messages)
             self.access.record(self.peer, outcome.suggested, started, outcome.opcode, outcome.response_code,
                                outcome.handle, outcome.identity)
+            stream = outcome.extra.get("stream")
+            if stream is not None:  # replication: the connection now carries the stream, then closes
+                self._hand_over(stream)
+                return
             if outcome.close:
                 self.close()
                 return
+
+    def _hand_over(self, stream: OutgoingStream) -> None:
+        transport, self.transport = self.transport, None
+        self.connections.open.discard(self)
+        if self.idle_handle is not None:
+            self.idle_handle.cancel()
+        if transport is not None:
+            start_stream(self.state, transport, stream, self.peer)
 
     def _refuse_garbage(self, reason: str) -> None:
         """A frame whose envelope cannot be read: answer RC 4 (wire.md 12.6 rule 1) and close."""

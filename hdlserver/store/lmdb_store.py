@@ -88,6 +88,8 @@ _DB_NAS = b"nas"
 _META_FORMAT = b"format"
 _META_PARTITIONS = b"partitions"
 _META_INDEX = b"partition"
+_REPL_MARK = b"repl:"  # meta key prefix: newest applied txn id of a pulled queue
+_REPL_DATE = b"repl-date:"  # ... and that transaction's date
 _MAX_DBS = 8
 _MAX_READERS = 254
 _SCAN_BATCH = 256  # entries read per short read transaction when streaming
@@ -607,6 +609,49 @@ class LmdbStore:
             return (TXN_UNHOME_NA if removed else None), removed
 
         return self._change(part, key, log, mutate)
+
+    # -- replication (a mirror applying pulled transactions; hdlserver/replication/mirror.py)
+
+    def replication_mark(self, queue: bytes) -> tuple[int, int]:
+        """(txn id, date ms) of the newest transaction of ``queue`` applied here, (-1, 0) if none: the highest
+        mark of any partition, since pulled transactions are applied one at a time in id order."""
+        if self._closed:
+            raise StorageError("the handle store is closed")
+        marks = [(meta.get(_REPL_MARK + queue, -1), meta.get(_REPL_DATE + queue, 0))
+                 for meta in (p.read_meta() for p in self._parts)]
+        return max(marks, default=(-1, 0))
+
+    def apply_replicated(self, queue: bytes, txn_id: int, date_ms: int, action: int, handle: bytes,
+                         values: Sequence[HandleValue] | None) -> bool:
+        """Apply one pulled transaction (never logged here) and record ``txn_id`` as the queue's mark in
+        the same LMDB transaction (with its date), so a mirror killed mid-apply neither loses nor re-applies it.
+        Create/update store ``values`` whole; returns whether anything changed."""
+        mark = _REPL_MARK + queue
+        if action in (TXN_HOME_NA, TXN_UNHOME_NA):
+            key = self._prefix_key(handle)
+            part = self._partition0()
+            db = part.nas
+        else:
+            key = self.storage_key(handle)
+            part = self._partition(key)
+            db = part.handles
+
+        def body(txn: lmdb.Transaction) -> bool:
+            txn.put(mark, encode_int8(txn_id), db=part.meta)
+            txn.put(_REPL_DATE + queue, encode_int8(date_ms), db=part.meta)
+            if action == TXN_HOME_NA:
+                return bool(txn.put(key, encode_int8(self._now_ms() // 1000), db=db))
+            if action in (TXN_UNHOME_NA, TXN_DELETE_HANDLE):
+                return bool(txn.delete(key, db=db))
+            if action in (TXN_ADD_HANDLE, TXN_MODIFY_HANDLE):
+                vals = tuple(values or ())
+                txn.put(key, record_header(all_public_read(vals), self._now_ms() // 1000) + encode_values(vals),
+                        db=db)
+                return True
+            return False
+
+        with self._writer():
+            return part.write(body)
 
     # -- lifetime
 

@@ -1,0 +1,106 @@
+"""hdlserver as primary and as mirror of itself, on loopback: real processes, sockets, LMDB and keys.
+
+The mirror pulls every 0.5 s over HDL-TCP 2.11, so the transaction stream goes through the TLS upgrade
+with the primary's self-signed HS_SITE-key certificate, as between Java servers.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from repl_support import make_mirror, resolved_urls, txnstat_last_id, wait_for
+from servers import ServerProcess, setup_server_dir, start_server
+
+from hdlserver.client.admin import AdminClient, SecretKeyIdentity
+from hdlserver.client.resolver import HandleResponseError
+from hdlserver.store.lmdb_store import open_store
+from hdlserver.wire.codes import ResponseCode
+from hdlserver.wire.values import HandleValue
+
+ADMIN = SecretKeyIdentity(b"0.NA/TEST", 300, b"secret")
+
+
+def url(text: str) -> HandleValue:
+    return HandleValue(1, b"URL", text.encode())
+
+
+@pytest.fixture(scope="module")
+def primary(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    directory = tmp_path_factory.mktemp("repl-primary") / "srv"
+    port = setup_server_dir(directory)
+    server = start_server(directory, port)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory: pytest.TempPathFactory, primary: ServerProcess) -> Iterator[ServerProcess]:
+    directory = tmp_path_factory.mktemp("repl-mirror") / "srv"
+    port = make_mirror(directory, primary.directory / "siteinfo.json", primary.directory / "admpriv.bin")
+    server = start_server(directory, port)
+    yield server
+    server.stop()
+
+
+def test_creates_changes_and_deletes_reach_the_mirror(primary: ServerProcess, mirror: ServerProcess) -> None:
+    with AdminClient(primary.address, ADMIN) as admin:
+        admin.create_handle("TEST/r1", [url("http://example.org/r1")])
+        admin.create_handle("TEST/r2", [url("http://example.org/r2")])
+        admin.modify_values("TEST/r1", [url("http://example.org/r1-changed")])
+        admin.delete_handle("TEST/r2")
+    assert wait_for(lambda: resolved_urls(mirror.address, "TEST/r1") == [b"http://example.org/r1-changed"],
+                    what="TEST/r1 changed on the mirror")
+    assert wait_for(lambda: resolved_urls(mirror.address, "TEST/r2") is None, what="TEST/r2 gone")
+    with open_store(primary.directory, case_sensitive=False, readonly=True) as store:
+        newest = store.last_txn_id()
+    assert wait_for(lambda: txnstat_last_id(mirror.directory) == newest, what="txnstat.dct at the newest id")
+    assert "sent the replication transaction log" in primary.error_log()
+
+
+def test_mirror_refuses_admin_operations(mirror: ServerProcess) -> None:
+    mirror_admin = SecretKeyIdentity(b"0.NA/TEST", 300, b"mirror-secret")
+    with AdminClient(mirror.address, mirror_admin) as admin, pytest.raises(HandleResponseError) as caught:
+        admin.create_handle("TEST/on-mirror", [url("http://example.org/no")])
+    assert caught.value.response_code == ResponseCode.SERVER_NOT_RESP
+    assert resolved_urls(mirror.address, "TEST/on-mirror") is None
+
+
+def test_unauthorized_mirror_is_refused_and_applies_nothing(tmp_path: Path, primary: ServerProcess) -> None:
+    """A mirror whose identity the primary does not list: RC 400 logged on both sides, nothing stored."""
+    directory = tmp_path / "intruder"
+    stranger_key = tmp_path / "stranger.bin"
+    setup_server_dir(tmp_path / "other")  # only for a key pair the primary does not know
+    stranger_key.write_bytes((tmp_path / "other" / "admpriv.bin").read_bytes())
+    port = make_mirror(directory, primary.directory / "siteinfo.json", stranger_key, identity="301:0.NA/OTHER")
+    with AdminClient(primary.address, ADMIN) as admin:
+        admin.create_handle("TEST/not-for-strangers", [url("http://example.org/private")])
+    server = start_server(directory, port)
+    try:
+        wait_for(lambda: "refused by the source" in server.error_log(), what="the refusal in the mirror's log")
+        assert resolved_urls(server.address, "TEST/not-for-strangers") is None
+        assert txnstat_last_id(directory) is None
+    finally:
+        server.stop()
+    assert "refused replication to 127.0.0.1 as 301:0.NA/OTHER" in primary.error_log()
+
+
+def test_killed_mirror_resumes_where_it_stopped(tmp_path: Path, primary: ServerProcess) -> None:
+    directory = tmp_path / "m"
+    port = make_mirror(directory, primary.directory / "siteinfo.json", primary.directory / "admpriv.bin")
+    server = start_server(directory, port)
+    wait_for(lambda: txnstat_last_id(directory), what="the first round")
+    server.stop(signal.SIGKILL)
+    with AdminClient(primary.address, ADMIN) as admin:
+        admin.create_handle("TEST/after-kill", [url("http://example.org/after")])
+    before = txnstat_last_id(directory)
+    server = start_server(directory, port)
+    try:
+        assert wait_for(lambda: resolved_urls(server.address, "TEST/after-kill"), what="pull after restart")
+        log = server.error_log()
+        assert "already applied" not in log
+        assert before is not None and before >= 1
+    finally:
+        server.stop()
