@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from java import (
+    AdminTarget,
     JavaServer,
     load_java_records,
     require_java,
@@ -118,3 +119,14 @@ def java_clients(tmp_path_factory: pytest.TempPathFactory, java_server: JavaServ
     base = tmp_path_factory.mktemp("java-clients-java")
     return {"udp": write_client_config(base / "udp", java_server.siteinfo, udp=True),
             "tcp": write_client_config(base / "tcp", java_server.siteinfo, udp=False)}
+
+
+@pytest.fixture(scope="session")
+def admin_targets(hdl_server: ServerProcess, java_server: JavaServer, hdl_clients: dict[str, Path],
+                  java_clients: dict[str, Path]) -> dict[str, AdminTarget]:
+    """Both servers, "ours" and "java", for tests that run the same admin work against each."""
+    secret = ADMIN_SECRET.encode()
+    return {"ours": AdminTarget("ours", hdl_server.address, hdl_clients["tcp"], hdl_server.directory / "admpriv.bin",
+                                secret),
+            "java": AdminTarget("java", java_server.address, java_clients["tcp"],
+                                java_server.directory / "admpriv.bin", secret)}

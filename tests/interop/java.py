@@ -12,6 +12,8 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import re
+import selectors
 import shutil
 import signal
 import socket
@@ -25,8 +27,11 @@ from typing import Any
 
 import pytest
 
+from hdlserver.client.admin import AdminClient, SecretKeyIdentity
+from hdlserver.client.resolver import HandleResponseError, Resolver
 from hdlserver.client.transport import tcp_exchange, udp_exchange
 from hdlserver.wire.bodies import ErrorBody, ResolutionResponse, SiteInfoResponse
+from hdlserver.wire.codes import ResponseCode
 from hdlserver.wire.envelope import ENVELOPE_SIZE, Envelope, decode_envelope
 from hdlserver.wire.message import Message, decode_message
 from hdlserver.wire.values import HandleValue
@@ -123,17 +128,19 @@ def java_classpath() -> str:
     return proc.stdout.strip()
 
 
+# javac run as a module of the JVM itself: Debian's JRE (what install.sh installs) ships the jdk.compiler
+# module in its runtime image, but only a JDK has the ``javac`` launcher.
+JAVAC = ("java", "-m", "jdk.compiler/com.sun.tools.javac.Main")
+
+
 def compile_java(source: Path, out_dir: Path) -> str:
-    """Compile a small client against the Handle.Net jars (``javac`` must exist: skip otherwise) and
-    return the classpath that runs it: pass ``"-cp", <it>, <class name>`` to ``run_java("hdl-java", ...)``
-    (the last -cp on a java command line wins)."""
-    if shutil.which("javac") is None:
-        pytest.skip(f"javac not installed: a JDK is needed to compile {source.name}")
+    """Compile a small client against the Handle.Net jars and return the classpath that runs it: pass
+    ``"-cp", <it>, <class name>`` to ``run_java("hdl-java", ...)`` (the last -cp on a java command line wins)."""
     classpath = java_classpath()
-    proc = subprocess.run(["javac", "-cp", classpath, "-d", str(out_dir), str(source)], capture_output=True,
+    proc = subprocess.run([*JAVAC, "-cp", classpath, "-d", str(out_dir), str(source)], capture_output=True,
                           text=True, timeout=JAVA_TIMEOUT)
     if proc.returncode != 0:
-        raise AssertionError(f"javac {source} failed:\n{proc.stdout}{proc.stderr}")
+        raise AssertionError(f"compiling {source} failed:\n{proc.stdout}{proc.stderr}")
     return f"{classpath}{os.pathsep}{out_dir}"
 
 
@@ -148,6 +155,64 @@ def write_client_config(directory: Path, siteinfo: Path, *, udp: bool = True,
     if proc.returncode != 0:
         raise AssertionError(f"hdl-local-client-config failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
     return directory
+
+
+def java_keygen(private_file: Path, public_file: Path, *, algorithm: str = "RSA",
+                passphrase: str | None = None, timeout: float = JAVA_TIMEOUT) -> JavaRun:
+    """Java ``hdl-keygen -alg ALGORITHM PRIV PUB``, answering its questions through a pipe: "n" (no
+    encryption), or "y" and then the passphrase twice.
+
+    KeyGenerator reads the y/n answer and the passphrase through two different buffered readers, and the
+    first would swallow whatever is already in the pipe, so the passphrase goes in only once its prompt
+    has been printed.
+    """
+    require_java()
+    command = (str(JAVA_BIN / "hdl-keygen"), "-alg", algorithm, str(private_file), str(public_file))
+    proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=java_env(None))
+    assert proc.stdin is not None and proc.stdout is not None
+    seen = b""
+    try:
+        proc.stdin.write(b"n\n" if passphrase is None else b"y\n")
+        proc.stdin.flush()
+        if passphrase is not None:
+            deadline = time.monotonic() + timeout
+            with selectors.DefaultSelector() as selector:
+                selector.register(proc.stdout, selectors.EVENT_READ)
+                while b"passphrase:" not in seen:  # the prompt; the text before the y/n question also says "passphrase"
+                    if time.monotonic() > deadline:
+                        raise AssertionError(f"hdl-keygen never asked for the passphrase:\n{seen.decode()}")
+                    if selector.select(timeout=1):
+                        chunk = os.read(proc.stdout.fileno(), 4096)
+                        if not chunk:
+                            raise AssertionError(f"hdl-keygen ended before asking for the passphrase:\n"
+                                                 f"{seen.decode()}")
+                        seen += chunk
+            proc.stdin.write(f"{passphrase}\n{passphrase}\n".encode())
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    run = JavaRun(command, proc.returncode, (seen + out).decode(errors="replace"), err.decode(errors="replace"))
+    if run.returncode != 0 or not private_file.is_file() or not public_file.is_file():
+        raise AssertionError(f"hdl-keygen failed\n{run.describe()}")
+    return run
+
+
+# Parts of a Java tool's trace that differ between any two servers or runs: expiration times, session
+# and challenge ids, the server's port.
+_RUN_SPECIFIC = ((re.compile(r"expires:\w{3} \w{3} \d\d \d\d:\d\d:\d\d \w+ \d{4}"), "expires:-"),
+                 (re.compile(r"snId=[1-9]\d*"), "snId=N"),
+                 (re.compile(r"127\.0\.0\.1:\d+"), "127.0.0.1:PORT"))
+
+
+def server_independent(text: str) -> str:
+    """A Java tool's output with what depends on the server instance or the time replaced by placeholders,
+    so that the output of the same command against two servers can be compared."""
+    for pattern, placeholder in _RUN_SPECIFIC:
+        text = pattern.sub(placeholder, text)
+    return text
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -246,6 +311,31 @@ def start_java_server(directory: Path, port: int) -> JavaServer:
         time.sleep(0.1)
     server.stop()
     raise AssertionError(f"the Java server did not start in {SERVER_START_TIMEOUT} s:\n{server.log()}")
+
+
+@dataclass(frozen=True)
+class AdminTarget:
+    """One of the two servers as an administrator of prefix TEST sees it: the same identities work on both
+    (300:0.NA/TEST with ``secret``, 301:0.NA/TEST with the private key ``admin_key``)."""
+
+    name: str  # "ours" or "java"
+    address: tuple[str, int]
+    client_dir: Path  # a Java client configuration that sends every request to this server
+    admin_key: Path
+    secret: bytes
+
+    def secret_admin(self) -> AdminClient:
+        """Our client library, authenticating as 300:0.NA/TEST with the secret key."""
+        return AdminClient(self.address, SecretKeyIdentity(b"0.NA/TEST", 300, self.secret))
+
+    def resolve(self, handle: str) -> tuple[HandleValue, ...]:
+        """The handle's public values, timestamps included (so that any change to the stored handle shows)."""
+        return Resolver([self.address], udp=False).resolve(handle).values
+
+    def assert_not_found(self, handle: str) -> None:
+        with pytest.raises(HandleResponseError) as err:
+            self.resolve(handle)
+        assert err.value.response_code == ResponseCode.HANDLE_NOT_FOUND, (self.name, handle)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from java import JavaServer, comparable_answer, exchange, without_timestamp
+from java import AdminTarget, JavaServer, comparable_answer, exchange, without_timestamp
 from servers import ServerProcess, run_cli
 
+from hdlserver.client.admin import AdminClient, SecretKeyIdentity
 from hdlserver.client.resolver import JAVA_REQUEST_FLAGS, HandleResponseError, Resolver, build_request
 from hdlserver.config.siteinfo import load_site_info
 from hdlserver.jsonform.values_json import value_from_json, values_from_json
 from hdlserver.wire.bodies import ResolutionRequest, SiteInfoRequest, SiteInfoResponse
 from hdlserver.wire.codes import OpCode, OpFlag, ResponseCode
 from hdlserver.wire.site import decode_site
+from hdlserver.wire.valuedata import ALL_PERMISSIONS, HS_ADMIN, AdminRecord, encode_admin
 from hdlserver.wire.values import PERM_PUBLIC_READ, HandleValue
 
 pytestmark = pytest.mark.interop
@@ -151,3 +154,85 @@ def test_site_info_answers_match_java_server(java_server: JavaServer, hdl_server
         assert decode_site(msg.body.site_data) == load_site_info(directory), name
         answers[name] = {**comparable_answer(env, msg), "body": None}
     assert answers["ours"] == answers["java"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Our client library's admin requests (challenge-response, no session) against both servers: each step
+# must get the same response code from both, and leave the same handle behind.
+
+FLOW_HANDLE = "TEST/client-flow"
+_FLOW_ADMIN = HandleValue(100, HS_ADMIN, encode_admin(AdminRecord(ALL_PERMISSIONS, b"0.NA/TEST", 300)))
+
+
+def _url(index: int, text: str) -> HandleValue:
+    return HandleValue(index, b"URL", text.encode())
+
+
+AdminStep = Callable[[AdminClient], object]
+ADMIN_FLOW: list[tuple[str, AdminStep]] = [
+    ("create", lambda a: a.create_handle(FLOW_HANDLE, [_FLOW_ADMIN, _url(1, "http://example.org/1"),
+                                                        HandleValue(2, b"EMAIL", b"someone@example.org")])),
+    ("create-existing", lambda a: a.create_handle(FLOW_HANDLE, [_FLOW_ADMIN])),  # 101
+    ("add", lambda a: a.add_values(FLOW_HANDLE, [HandleValue(3, b"DESC", b"added")])),
+    ("add-existing-index", lambda a: a.add_values(FLOW_HANDLE, [_url(1, "http://example.org/again")])),  # 201
+    ("add-overwrite", lambda a: a.add_values(FLOW_HANDLE, [_url(1, "http://example.org/over")], overwrite=True)),
+    ("modify", lambda a: a.modify_values(FLOW_HANDLE, [_url(1, "http://example.org/modified")])),
+    ("modify-missing-index", lambda a: a.modify_values(FLOW_HANDLE, [_url(9, "http://example.org/9")])),  # 200
+    ("remove", lambda a: a.remove_values(FLOW_HANDLE, [2])),
+    ("remove-missing-index", lambda a: a.remove_values(FLOW_HANDLE, [9])),  # 200
+    ("remove-one-missing-of-two", lambda a: a.remove_values(FLOW_HANDLE, [3, 8])),  # 200: one index is missing
+    ("create-overwrite", lambda a: a.create_handle(FLOW_HANDLE, [_FLOW_ADMIN, _url(5, "http://example.org/5")],
+                                                   overwrite=True)),
+    ("list", lambda a: FLOW_HANDLE.upper().encode() in a.list_handles("TEST")),
+    ("delete", lambda a: a.delete_handle(FLOW_HANDLE)),
+    ("delete-missing", lambda a: a.delete_handle(FLOW_HANDLE)),  # 100
+    ("add-to-missing", lambda a: a.add_values(FLOW_HANDLE, [_url(1, "http://example.org/1")])),  # 100
+]
+
+
+def _stored(address: tuple[str, int]) -> object:
+    """What the server holds for FLOW_HANDLE, as anyone can read it (timestamps aside), or the error code."""
+    try:
+        return [without_timestamp(v) for v in resolver(address, "tcp").resolve(FLOW_HANDLE).values]
+    except HandleResponseError as e:
+        return e.response_code
+
+
+def _run_flow(target: AdminTarget) -> list[tuple[str, object, object]]:
+    outcomes = []
+    with target.secret_admin() as admin:
+        for name, step in ADMIN_FLOW:
+            try:
+                result: object = step(admin)
+            except HandleResponseError as e:
+                result = e.response_code
+            outcomes.append((name, result, _stored(target.address)))
+    return outcomes
+
+
+def test_admin_client_flow_is_the_same_on_both_servers(admin_targets: dict[str, AdminTarget]) -> None:
+    java = _run_flow(admin_targets["java"])
+    ours = _run_flow(admin_targets["ours"])
+    assert ours == java
+    results = {name: result for name, result, _ in ours}
+    assert results.pop("list") is True
+    codes = {name: result for name, result in results.items() if isinstance(result, int)}  # the refused steps
+    assert codes == {"create-existing": ResponseCode.HANDLE_ALREADY_EXISTS,
+                     "add-existing-index": ResponseCode.VALUE_ALREADY_EXISTS,
+                     "modify-missing-index": ResponseCode.VALUES_NOT_FOUND,
+                     "remove-missing-index": ResponseCode.VALUES_NOT_FOUND,
+                     "remove-one-missing-of-two": ResponseCode.VALUES_NOT_FOUND,
+                     "delete-missing": ResponseCode.HANDLE_NOT_FOUND,
+                     "add-to-missing": ResponseCode.HANDLE_NOT_FOUND}
+
+
+def test_admin_client_with_wrong_secret_is_refused_by_both(admin_targets: dict[str, AdminTarget]) -> None:
+    outcomes = {}
+    for name, address in ((t.name, t.address) for t in admin_targets.values()):
+        before = resolver(address, "tcp").resolve("TEST/hello").values
+        with AdminClient(address, SecretKeyIdentity(b"0.NA/TEST", 300, b"not the secret")) as admin:
+            with pytest.raises(HandleResponseError) as err:
+                admin.delete_handle("TEST/hello")
+            outcomes[name] = err.value.response_code
+        assert resolver(address, "tcp").resolve("TEST/hello").values == before, name
+    assert outcomes == {"java": ResponseCode.AUTHENTICATION_FAILED, "ours": ResponseCode.AUTHENTICATION_FAILED}
