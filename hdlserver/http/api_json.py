@@ -6,6 +6,8 @@ response has no ``handle`` of its own -- the request's handle (unless it is empt
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from hdlserver.http.messages import JSON_CONTENT_TYPE, HttpResponse
 from hdlserver.jsonform.site_json import site_to_json
 from hdlserver.jsonform.values_json import gson_dumps, text_of, values_to_json
@@ -36,6 +38,15 @@ _STATUS_BY_CODE = {
     ResponseCode.INVALID_ADMIN: 403, ResponseCode.INSUFFICIENT_PERMISSIONS: 403,
     ResponseCode.AUTHENTICATION_FAILED: 403, ResponseCode.INVALID_CREDENTIAL: 403,
 }
+
+
+@dataclass
+class ApiAnswer:
+    """An API endpoint's answer before rendering: status, JSON document (None: empty body), extra headers."""
+
+    status: int
+    body: object | None
+    headers: list[tuple[str, str]] = field(default_factory=list)
 
 
 def http_status(opcode: int, response_code: int, flags: int = 0) -> int:

@@ -4,37 +4,31 @@ Every endpoint builds the protocol request Java's servlet builds, runs it throug
 as a UDP or TCP request and translates the answer to JSON; the API has no operation logic of its own. Like
 Java's API it is not bound by the HS_SITE interface type: authorization is the operations' business.
 
-Authentication (auth.md 10) is plugged in as an ``Authenticator``: given a request that arrived over TLS it
-returns the verified ``(handle, index)`` or None. Without one, every request is anonymous. Credentials are
-never looked at on plain HTTP, where a 401 becomes 403.
+Authentication (auth.md 10) is an ``Authenticator``: given a request that arrived over TLS it returns an
+``Authentication`` (the verified identity, or a failure answered with 401 before anything runs). The default
+is ``RestAuthenticator``, which also serves ``/api/sessions``. Credentials are never looked at on plain HTTP,
+where a 401 becomes 403.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
-from hdlserver.auth.secret_answers import (
-    SECKEY_HMAC_SHA1,
-    SECKEY_HMAC_SHA256,
-    SECKEY_MD5,
-    SECKEY_PBKDF2_HMAC_SHA1,
-    SECKEY_SHA1,
-    SECKEY_SHA256,
-)
+from hdlserver.auth.secret_answers import SECKEY_PBKDF2_HMAC_SHA1
 from hdlserver.client.resolver import build_request, decode_answer
 from hdlserver.core.accesslog import escape_field, format_log_time
 from hdlserver.core.context import TRANSPORT_HTTP, InterfaceRole, RequestInfo, ServerState
 from hdlserver.core.dispatch import Dispatcher, Outcome
 from hdlserver.errors import DecodeError
-from hdlserver.http.api_json import error_json, http_status, render_json, response_json
+from hdlserver.http.api_json import ApiAnswer, error_json, http_status, render_json, response_json
 from hdlserver.http.api_params import ParameterError, Params, has_json_entity, parse_java_int
+from hdlserver.http.auth_answers import algorithm_code, lenient_base64, with_pbkdf2_parameters
 from hdlserver.http.messages import HttpRequest, HttpResponse, decode_path
+from hdlserver.http.rest_auth import ANONYMOUS, WWW_AUTHENTICATE, Authentication, RestAuthenticator
+from hdlserver.http.rest_sessions_api import SESSIONS_ROOT_ALLOW, RestSessionsApi
 from hdlserver.jsonform.values_json import JsonFormError, value_from_json, values_from_json
 from hdlserver.net.logs import ACCESS_LOGGER
 from hdlserver.wire.bodies import (
@@ -52,7 +46,6 @@ from hdlserver.wire.bodies import (
     UnhomeNARequest,
     VerifyChallengeRequest,
 )
-from hdlserver.wire.buffer import Writer
 from hdlserver.wire.codes import OpCode, OpFlag, ResponseCode
 from hdlserver.wire.envelope import ENVELOPE_SIZE, decode_envelope
 from hdlserver.wire.handles import fold_case
@@ -62,7 +55,8 @@ from hdlserver.wire.values import HandleValue
 log = logging.getLogger("hdlserver.http")
 _access = logging.getLogger(ACCESS_LOGGER)
 
-Authenticator = Callable[[HttpRequest], tuple[bytes, int] | None]
+Authenticator = Callable[[HttpRequest], Authentication]
+Identity = tuple[bytes, int] | None
 
 API_ROOT = "/api"
 ENDPOINTS = ("handles", "site", "prefixes", "verifications", "sessions")
@@ -81,14 +75,6 @@ _ALLOW = {
     None: "TRACE, OPTIONS",
 }
 _PREFIX_ALLOW = "POST, DELETE, TRACE, OPTIONS"
-_SESSIONS_ROOT_ALLOW = "POST, TRACE, OPTIONS"
-
-# VERIFY_CHALLENGE algorithm names (Java StandardHandleAuthenticator.constructSignedResponse).
-_EXACT_ALGORITHMS = {"md5": SECKEY_MD5, "sha": SECKEY_SHA1, "sha1": SECKEY_SHA1, "sha-1": SECKEY_SHA1,
-                     "sha-256": SECKEY_SHA256, "sha256": SECKEY_SHA256, "sha-2": SECKEY_SHA256,
-                     "sha2": SECKEY_SHA256}
-_SQUASHED_ALGORITHMS = {"hmacsha1": SECKEY_HMAC_SHA1, "hmacsha256": SECKEY_HMAC_SHA256,
-                        "pbkdf2hmacsha1": SECKEY_PBKDF2_HMAC_SHA1, "pbkdf2withhmacsha1": SECKEY_PBKDF2_HMAC_SHA1}
 
 
 def route(path: str) -> tuple[str | None, str]:
@@ -109,74 +95,68 @@ def path_argument(rest: str) -> str:
     return decode_path(rest).removeprefix("/")
 
 
-def _squash(text: str) -> str:
-    """Lower case without punctuation (Java ``equalsIgnoreCaseAndPunctuation``)."""
-    return "".join(ch for ch in text.lower() if ch.isalnum())
-
-
-def _lenient_base64(text: str) -> bytes:
-    """commons-codec decoding: both alphabets, characters outside them skipped, padding optional."""
-    cleaned = "".join(ch for ch in text if ch.isascii() and (ch.isalnum() or ch in "+/-_"))
-    cleaned = cleaned.replace("-", "+").replace("_", "/")
-    usable = len(cleaned) - (1 if len(cleaned) % 4 == 1 else 0)  # a lone trailing character carries no byte
-    try:
-        return base64.b64decode(cleaned[:usable] + "=" * (-usable % 4))
-    except (binascii.Error, ValueError):
-        raise ParameterError("Invalid base64 in verification request") from None
-
-
-@dataclass
-class ApiAnswer:
-    status: int
-    body: object | None  # the JSON document, or None for an empty body
-    headers: list[tuple[str, str]] = field(default_factory=list)
-
-
 class RestApi:
     def __init__(self, state: ServerState, dispatcher: Dispatcher, *, log_accesses: bool = False,
                  authenticate: Authenticator | None = None) -> None:
+        """``authenticate`` replaces the default ``RestAuthenticator`` for every endpoint but ``/api/sessions``."""
         self.state = state
         self.dispatcher = dispatcher
         self.log_accesses = log_accesses
-        self.authenticate = authenticate
+        self.authenticator = RestAuthenticator(state)
+        self.authenticate: Authenticator = authenticate or self.authenticator
+        self.sessions = RestSessionsApi(self.authenticator)
 
     # --- entry point ----------------------------------------------------------------------------------
 
     def handle(self, request: HttpRequest) -> HttpResponse:
         endpoint, rest = route(request.path)
         method = request.method
+        auth = ANONYMOUS
         if method not in API_METHODS:
             answer = ApiAnswer(501, error_json(f"Unknown method {method}"))
         elif method == "OPTIONS":
             answer = ApiAnswer(200, None, [("Allow", self._allow(endpoint, rest, request))])
         else:
             try:
-                answer = self._dispatch(endpoint, rest, request)
+                if endpoint == "sessions":
+                    answer, auth = self.sessions.handle(request, rest)
+                else:
+                    answer, auth = self._authenticated(endpoint, rest, request)
             except (ParameterError, JsonFormError) as exc:
                 answer = ApiAnswer(400, error_json(str(exc)))
                 self._log_access(request, OpCode.RESERVED, ResponseCode.PROTOCOL_ERROR)
-        return self._render(request, answer)
+        return self._render(request, answer, auth)
 
-    def _dispatch(self, endpoint: str | None, rest: str, request: HttpRequest) -> ApiAnswer:
+    def _authenticated(self, endpoint: str | None, rest: str, request: HttpRequest) -> tuple[ApiAnswer, Authentication]:
+        """Authenticate (TLS only), then run the request unless the credentials failed."""
+        auth = self.authenticate(request) if request.secure else ANONYMOUS
+        if auth.failed:
+            self._log_access(request, OpCode.RESERVED, ResponseCode.AUTHENTICATION_NEEDED)
+            return ApiAnswer(401, error_json(auth.message(), ResponseCode.AUTHENTICATION_NEEDED)), auth
+        answer = self._dispatch(endpoint, rest, request, auth.identity)
+        if auth.server_signature is not None and answer.status != 401:
+            answer.headers.append((WWW_AUTHENTICATE, self.authenticator.handle_challenge(auth, request)))
+        return answer, auth
+
+    def _dispatch(self, endpoint: str | None, rest: str, request: HttpRequest, identity: Identity) -> ApiAnswer:
         method = request.method
         reading = method in ("GET", "HEAD", "POST")  # POST is a GET with parameters in the body
-        if endpoint == "sessions":
-            return self._sessions(request)
         if endpoint == "handles":
             if reading:
-                return self._handles_get(request, rest, Params.from_request(request, json_body=method == "POST"))
+                params = Params.from_request(request, json_body=method == "POST")
+                return self._handles_get(request, rest, params, identity)
             if method == "PUT":
-                return self._handles_put(request, rest)
-            return self._handles_delete(request, rest)
+                return self._handles_put(request, rest, identity)
+            return self._handles_delete(request, rest, identity)
         if endpoint == "prefixes":
             if method in ("GET", "HEAD"):
-                return self._prefixes_get(request, rest)
+                return self._prefixes_get(request, rest, identity)
             if method in ("POST", "DELETE"):
-                return self._prefixes_change(request, rest)
+                return self._prefixes_change(request, rest, identity)
         elif endpoint == "site" and reading:
-            return self._site(request, Params.from_request(request, json_body=method == "POST"))
+            return self._site(request, Params.from_request(request, json_body=method == "POST"), identity)
         elif endpoint == "verifications" and reading:
-            return self._verify(request, rest, Params.from_request(request, json_body=method == "POST"))
+            return self._verify(request, rest, Params.from_request(request, json_body=method == "POST"), identity)
         elif endpoint is None:
             return ApiAnswer(404, error_json(f"Unknown HTTP API endpoint {method} {request.path}"))
         return ApiAnswer(405, error_json(f"Unknown HTTP API endpoint {method} {request.path}"))
@@ -187,17 +167,17 @@ class RestApi:
             if (prefix if prefix is not None else path_argument(rest)):
                 return _PREFIX_ALLOW
         if endpoint == "sessions" and not path_argument(rest).removesuffix("/"):
-            return _SESSIONS_ROOT_ALLOW
+            return SESSIONS_ROOT_ALLOW
         return _ALLOW[endpoint]
 
-    def _render(self, request: HttpRequest, answer: ApiAnswer) -> HttpResponse:
+    def _render(self, request: HttpRequest, answer: ApiAnswer, auth: Authentication) -> HttpResponse:
         status = answer.status
         headers = list(answer.headers)
         if status == 401:
             if not request.secure:
                 status = 403  # no authentication on plain HTTP (auth.md 10)
-            elif self._may_want_basic(request):
-                headers.append(("WWW-Authenticate", 'Basic realm="handle"'))
+            elif not any(name == WWW_AUTHENTICATE for name, _ in headers):
+                headers += self.authenticator.unauthorized_headers(auth, request)
         if answer.body is None:
             return HttpResponse(status, headers)
         try:
@@ -207,22 +187,10 @@ class RestApi:
         return render_json(status, answer.body, pretty=params.flag("pretty"), callback=params.get("callback"),
                            headers=headers)
 
-    @staticmethod
-    def _may_want_basic(request: HttpRequest) -> bool:
-        authorization = request.header("authorization")
-        if authorization is not None:
-            return authorization.startswith("Basic")
-        return request.header("x-requested-with") != "XMLHttpRequest"
-
-    def _identity(self, request: HttpRequest) -> tuple[bytes, int] | None:
-        if not request.secure or self.authenticate is None:
-            return None
-        return self.authenticate(request)
-
     # --- running protocol requests --------------------------------------------------------------------
 
     def _call(self, request: HttpRequest, opcode: int, body: object, flags: int,
-              identity: tuple[bytes, int] | None) -> tuple[list[Message], Outcome]:
+              identity: Identity) -> tuple[list[Message], Outcome]:
         raw = build_request(opcode, body, flags)
         info = RequestInfo(TRANSPORT_HTTP, request.client, InterfaceRole(), request.received,
                            verified_identity=identity)
@@ -231,7 +199,7 @@ class RestApi:
         return [decode_answer(m) for m in outcome.messages], outcome
 
     def _single(self, request: HttpRequest, opcode: int, body: object, flags: int, handle: bytes | None,
-                identity: tuple[bytes, int] | None) -> ApiAnswer:
+                identity: Identity) -> ApiAnswer:
         try:
             messages, _outcome = self._call(request, opcode, body, flags, identity)
         except DecodeError:
@@ -263,20 +231,19 @@ class RestApi:
 
     # --- /api/handles ---------------------------------------------------------------------------------
 
-    def _handles_get(self, request: HttpRequest, rest: str, params: Params) -> ApiAnswer:
+    def _handles_get(self, request: HttpRequest, rest: str, params: Params, identity: Identity) -> ApiAnswer:
         handle = path_argument(rest)
         if handle:
-            return self._resolve(request, handle.encode("utf-8"), params)
+            return self._resolve(request, handle.encode("utf-8"), params, identity)
         prefix = params.get("prefix")
         if prefix is None:
             return ApiAnswer(400, error_json("Empty handle invalid", ResponseCode.INVALID_HANDLE))
-        return self._list(request, OpCode.LIST_HANDLES, ListHandlesRequest(prefix.encode("utf-8")), params)
+        return self._list(request, OpCode.LIST_HANDLES, ListHandlesRequest(prefix.encode("utf-8")), params, identity)
 
-    def _resolve(self, request: HttpRequest, handle: bytes, params: Params) -> ApiAnswer:
+    def _resolve(self, request: HttpRequest, handle: bytes, params: Params, identity: Identity) -> ApiAnswer:
         types = tuple(t.encode("utf-8") for t in params.values("type") or ())
         indexes = params.indexes() or ()
         flags = self._flags(params, BASE_FLAGS & ~OpFlag.PO)
-        identity = self._identity(request)
         public_only = params.flag("publicOnly") if params.get("publicOnly") is not None else identity is None
         if public_only:
             flags |= OpFlag.PO
@@ -285,7 +252,7 @@ class RestApi:
         body = ResolutionRequest(handle, indexes, types)
         return self._single(request, OpCode.RESOLUTION, body, flags, handle, identity)
 
-    def _handles_put(self, request: HttpRequest, rest: str) -> ApiAnswer:
+    def _handles_put(self, request: HttpRequest, rest: str, identity: Identity) -> ApiAnswer:
         params = Params.from_request(request)
         if not has_json_entity(request):
             raise ParameterError(f"Unsupported media type {request.header('content-type')}")
@@ -307,7 +274,7 @@ class RestApi:
             flags |= OpFlag.OVRW
         if params.java_boolean("mintNewSuffix"):
             flags |= OpFlag.MINT
-        return self._single(request, opcode, body, flags, handle, self._identity(request))
+        return self._single(request, opcode, body, flags, handle, identity)
 
     def _put_values(self, data: bytes, handle: bytes) -> tuple[HandleValue, ...]:
         """The values of a PUT body: an array, ``{"values": [..], "handle": ..}`` or one value object."""
@@ -335,23 +302,23 @@ class RestApi:
         if fold_case(handle, case_sensitive) != fold_case(given.encode("utf-8"), case_sensitive):
             raise ParameterError("Mismatched handle in PUT request")
 
-    def _handles_delete(self, request: HttpRequest, rest: str) -> ApiAnswer:
+    def _handles_delete(self, request: HttpRequest, rest: str, identity: Identity) -> ApiAnswer:
         params = Params.from_request(request)
         handle = path_argument(rest).encode("utf-8")
         indexes = params.indexes()
         body: object = DeleteHandleRequest(handle) if indexes is None else RemoveValueRequest(handle, indexes)
         opcode = OpCode.DELETE_HANDLE if indexes is None else OpCode.REMOVE_VALUE
-        return self._single(request, opcode, body, self._flags(params), handle, self._identity(request))
+        return self._single(request, opcode, body, self._flags(params), handle, identity)
 
     # --- lists ----------------------------------------------------------------------------------------
 
     def _list(self, request: HttpRequest, opcode: int, body: ListHandlesRequest | ListHomedNAsRequest,
-              params: Params) -> ApiAnswer:
+              params: Params, identity: Identity) -> ApiAnswer:
         page = params.integer("page", -1)
         page_size = params.integer("pageSize", -1)
         paging = page >= 0 and page_size >= 0
         try:
-            messages, _outcome = self._call(request, opcode, body, self._flags(params), self._identity(request))
+            messages, _outcome = self._call(request, opcode, body, self._flags(params), identity)
         except DecodeError:
             log.exception("an answer of the dispatcher did not decode")
             return ApiAnswer(500, error_json(INTERNAL_ERROR, ResponseCode.ERROR))
@@ -375,20 +342,20 @@ class RestApi:
 
     # --- /api/site, /api/prefixes, /api/verifications, /api/sessions ----------------------------------
 
-    def _site(self, request: HttpRequest, params: Params) -> ApiAnswer:
+    def _site(self, request: HttpRequest, params: Params, identity: Identity) -> ApiAnswer:
         return self._single(request, OpCode.GET_SITE_INFO, SiteInfoRequest(BLANK_HANDLE), self._flags(params),
-                            BLANK_HANDLE, self._identity(request))
+                            BLANK_HANDLE, identity)
 
-    def _prefixes_get(self, request: HttpRequest, rest: str) -> ApiAnswer:
+    def _prefixes_get(self, request: HttpRequest, rest: str, identity: Identity) -> ApiAnswer:
         params = Params.from_request(request)
         prefix = params.get("prefix")
         if prefix is None:
             prefix = path_argument(rest)
         if prefix:
             return ApiAnswer(405, None, [("Allow", _PREFIX_ALLOW)])
-        return self._list(request, OpCode.LIST_HOMED_NAS, ListHomedNAsRequest(BLANK_HANDLE), params)
+        return self._list(request, OpCode.LIST_HOMED_NAS, ListHomedNAsRequest(BLANK_HANDLE), params, identity)
 
-    def _prefixes_change(self, request: HttpRequest, rest: str) -> ApiAnswer:
+    def _prefixes_change(self, request: HttpRequest, rest: str, identity: Identity) -> ApiAnswer:
         params = Params.from_request(request, json_body=True)
         prefix = params.get("prefix")
         if prefix is None:
@@ -399,9 +366,9 @@ class RestApi:
         handle = prefix.encode("utf-8")
         body = HomeNARequest(handle) if homing else UnhomeNARequest(handle)
         opcode = OpCode.HOME_NA if homing else OpCode.UNHOME_NA
-        return self._single(request, opcode, body, self._flags(params), handle, self._identity(request))
+        return self._single(request, opcode, body, self._flags(params), handle, identity)
 
-    def _verify(self, request: HttpRequest, rest: str, params: Params) -> ApiAnswer:
+    def _verify(self, request: HttpRequest, rest: str, params: Params, identity: Identity) -> ApiAnswer:
         """VERIFY_CHALLENGE of a client's secret-key MAC over ``nonce || cnonce`` (auth.md 10.3)."""
         target = path_argument(rest)
         if not target:
@@ -419,15 +386,16 @@ class RestApi:
         if any(t is None for t in texts):
             raise ParameterError("Missing parameters in verification request")
         nonce_text, cnonce_text, alg, signature_text = (t or "" for t in texts)
-        nonce, cnonce, signature = (_lenient_base64(t) for t in (nonce_text, cnonce_text, signature_text))
-        code = _EXACT_ALGORITHMS.get(alg.lower(), _SQUASHED_ALGORITHMS.get(_squash(alg)))
+        nonce, cnonce, signature = (lenient_base64(t) for t in (nonce_text, cnonce_text, signature_text))
+        code = algorithm_code(alg)
         if code is None:
             raise ParameterError("Unknown algorithm")
         if code == SECKEY_PBKDF2_HMAC_SHA1:
-            signature = self._pbkdf2_signature(params, signature)
+            signature = with_pbkdf2_parameters(signature, params.get("salt"), params.get("iterations"),
+                                               params.get("length"))
         body = VerifyChallengeRequest(handle, index, nonce, 0, cnonce, bytes((code,)) + signature)
         return self._single(request, OpCode.VERIFY_CHALLENGE, body, self._flags(params), handle,
-                            self._identity(request))
+                            identity)
 
     @staticmethod
     def _index_colon_handle(text: str) -> tuple[bytes, int]:
@@ -436,19 +404,3 @@ class RestApi:
         if colon >= 0 and text[:colon].isdigit() and text[:colon].isascii():
             return text[colon + 1 :].encode("utf-8"), parse_java_int(text[:colon], "index")
         return text.encode("utf-8"), -1
-
-    @staticmethod
-    def _pbkdf2_signature(params: Params, mac: bytes) -> bytes:
-        """With salt, iterations and length given, the MAC in Java's PBKDF2 answer encoding (auth.md 4.2)."""
-        salt, iterations, length = (params.get(n) for n in ("salt", "iterations", "length"))
-        if salt is None or iterations is None or length is None:
-            return mac
-        w = Writer().put_byte_array(_lenient_base64(salt)).put_int4(parse_java_int(iterations, "iterations"))
-        return w.put_int4(parse_java_int(length, "length")).put_byte_array(mac).getvalue()
-
-    def _sessions(self, request: HttpRequest) -> ApiAnswer:
-        """REST sessions (auth.md 10.2) exist only over TLS."""
-        if not request.secure:
-            return ApiAnswer(403, None)
-        return ApiAnswer(501, error_json("REST sessions are not supported by this server",
-                                         ResponseCode.OPERATION_NOT_SUPPORTED))

@@ -74,7 +74,8 @@ def _in_networks(address: str, networks: list[IpNetwork]) -> bool:
 
 
 class HttpApplication:
-    """Answers one request; ``authenticate`` verifies REST credentials on TLS connections (auth.md 10)."""
+    """Answers one request. REST credentials on TLS connections (auth.md 10) are verified by ``authenticate``,
+    by default ``RestAuthenticator`` (Basic and ``Authorization: Handle`` against this server's store)."""
 
     def __init__(self, state: ServerState, dispatcher: Dispatcher, iface: InterfaceConfig, role: InterfaceRole,
                  server_dir: Path, authenticate: Authenticator | None = None) -> None:
