@@ -193,6 +193,10 @@ class HttpProtocol(asyncio.Protocol):
             self._refuse(431, "Request header fields too large")
             return
         declared = next((v for k, v in event.headers if k == b"content-length"), None)
+        if declared is not None and any(k == b"transfer-encoding" for k, _ in event.headers):
+            # RFC 9112 6.1: a request smuggling vector; refuse it and close rather than guess the framing
+            self._refuse(400, "Bad request: both Content-Length and Transfer-Encoding")
+            return
         if declared is not None and int(declared) > self.limits.max_body_bytes:
             self._refuse(413, "Request body too large")
             return

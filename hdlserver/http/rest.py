@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
+from urllib.parse import unquote_to_bytes
 
 from hdlserver.auth.secret_answers import SECKEY_PBKDF2_HMAC_SHA1
 from hdlserver.client.resolver import build_request, decode_answer
@@ -75,6 +77,7 @@ _ALLOW = {
     None: "TRACE, OPTIONS",
 }
 _PREFIX_ALLOW = "POST, DELETE, TRACE, OPTIONS"
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 def route(path: str) -> tuple[str | None, str]:
@@ -93,6 +96,18 @@ def is_api_path(path: str) -> bool:
 def path_argument(rest: str) -> str:
     """The handle (or prefix, or identity) in the rest of the path: %-decoded, one leading '/' removed."""
     return decode_path(rest).removeprefix("/")
+
+
+def path_handle(rest: str) -> bytes:
+    """The handle in the rest of the path as the bytes the client %-encoded, one leading '/' removed.
+
+    Not decoded to text, so that a handle that is not UTF-8 reaches the operations as it is (CREATE answers
+    RC 102) instead of being stored with replacement characters. Raises ParameterError for a '%' that does
+    not start two hex digits.
+    """
+    if _BAD_ESCAPE.search(rest):
+        raise ParameterError("Invalid %-encoding in the request path: '%' must be followed by two hex digits")
+    return unquote_to_bytes(rest).removeprefix(b"/")
 
 
 class RestApi:
@@ -232,9 +247,9 @@ class RestApi:
     # --- /api/handles ---------------------------------------------------------------------------------
 
     def _handles_get(self, request: HttpRequest, rest: str, params: Params, identity: Identity) -> ApiAnswer:
-        handle = path_argument(rest)
+        handle = path_handle(rest)
         if handle:
-            return self._resolve(request, handle.encode("utf-8"), params, identity)
+            return self._resolve(request, handle, params, identity)
         prefix = params.get("prefix")
         if prefix is None:
             return ApiAnswer(400, error_json("Empty handle invalid", ResponseCode.INVALID_HANDLE))
@@ -256,7 +271,7 @@ class RestApi:
         params = Params.from_request(request)
         if not has_json_entity(request):
             raise ParameterError(f"Unsupported media type {request.header('content-type')}")
-        handle = path_argument(rest).encode("utf-8")
+        handle = path_handle(rest)
         various = params.get("index") == "various"
         indexes = None if various else params.indexes()
         values = self._put_values(request.body, handle)
@@ -304,7 +319,7 @@ class RestApi:
 
     def _handles_delete(self, request: HttpRequest, rest: str, identity: Identity) -> ApiAnswer:
         params = Params.from_request(request)
-        handle = path_argument(rest).encode("utf-8")
+        handle = path_handle(rest)
         indexes = params.indexes()
         body: object = DeleteHandleRequest(handle) if indexes is None else RemoveValueRequest(handle, indexes)
         opcode = OpCode.DELETE_HANDLE if indexes is None else OpCode.REMOVE_VALUE
@@ -358,12 +373,10 @@ class RestApi:
     def _prefixes_change(self, request: HttpRequest, rest: str, identity: Identity) -> ApiAnswer:
         params = Params.from_request(request, json_body=True)
         prefix = params.get("prefix")
-        if prefix is None:
-            prefix = path_argument(rest)
+        handle = path_handle(rest) if prefix is None else prefix.encode("utf-8")
         homing = request.method == "POST"
-        if not prefix:
+        if not handle:
             raise ParameterError(f"Prefix not specified in {'homing' if homing else 'unhoming'} request")
-        handle = prefix.encode("utf-8")
         body = HomeNARequest(handle) if homing else UnhomeNARequest(handle)
         opcode = OpCode.HOME_NA if homing else OpCode.UNHOME_NA
         return self._single(request, opcode, body, self._flags(params), handle, identity)

@@ -1,6 +1,8 @@
 """REST authentication (auth.md 10) against a real hdl-server process over HTTPS on loopback: Basic, the
 ``Authorization: Handle`` challenge-response in HTTP sessions with secret and RSA/DSA public keys, server
-signatures, plain HTTP, expired sessions, malformed headers -- and pyhandle's REST client, unmodified.
+signatures, plain HTTP, expired sessions, malformed headers -- and pyhandle's REST client, unmodified. Also
+the bad input of issue 7 that authenticated writes made visible: non-UTF-8 handles, bad %-escapes,
+conflicting Content-Length and Transfer-Encoding.
 
 Signatures and MACs are made here with hashlib/hmac/cryptography, as a client would make them.
 """
@@ -11,6 +13,7 @@ import base64
 import hashlib
 import hmac
 import json
+import socket
 import ssl
 import time
 import uuid
@@ -22,7 +25,7 @@ from urllib.parse import quote
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, padding, rsa
-from http_support import Reply, http_server_dir, in_process_http, request
+from http_support import Reply, http_server_dir, in_process_http, read_http_response, request
 from servers import ServerProcess, start_server
 
 from hdlserver.auth import keys
@@ -328,6 +331,45 @@ def test_expired_session_is_refused_with_a_fresh_one(tmp_path: Path) -> None:
         fresh_id, _fresh_nonce = challenge_of(reply)
         assert fresh_id != session_id
         assert send("GET", "/api/handles/TEST/late").status == 404
+
+
+# --- bad input ----------------------------------------------------------------------------------------------
+
+
+def test_a_handle_that_is_not_utf8_is_refused_not_mangled(server: HttpsServer) -> None:
+    auth = basic(f"300:{ADMIN}", SECRET)
+    reply = call(server, "PUT", "/api/handles/TEST/caf%E9", URL_VALUE, authorization=auth)
+    assert reply.status == 400
+    assert reply.json()["responseCode"] == 102 and reply.json()["message"] == "Invalid UTF8 encoding"
+    assert status_of(server, "TEST/caf%EF%BF%BD") == 404  # nothing stored under a replacement character
+    assert status_of(server, "TEST/caf%E9") == 404
+    assert call(server, "PUT", "/api/handles/TEST/caf%C3%A9", URL_VALUE, authorization=auth).status == 201
+    assert call(server, "DELETE", "/api/handles/TEST/caf%C3%A9", authorization=auth).status == 200
+
+
+@pytest.mark.parametrize("path", ["/api/handles/TEST/%zz", "/api/handles/TEST/100%", "/api/handles/TEST/%4"])
+def test_bad_percent_escapes_are_rc_4(server: HttpsServer, path: str) -> None:
+    reply = call(server, "PUT", path, URL_VALUE, authorization=basic(f"300:{ADMIN}", SECRET))
+    assert reply.status == 400
+    assert reply.json() == {"responseCode": 4, "message": "Invalid %-encoding in the request path: "
+                                                          "'%' must be followed by two hex digits"}
+    assert call(server, "GET", path).status == 400
+    assert status_of(server, "TEST/hello") == 200
+
+
+def test_content_length_with_transfer_encoding_is_refused_and_closed(server: HttpsServer) -> None:
+    body = json.dumps(URL_VALUE).encode()
+    head = (f"PUT /api/handles/TEST/smuggled HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Authorization: {basic(f'300:{ADMIN}', SECRET)}\r\nContent-Length: {len(body)}\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n").encode()
+    chunked = f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n"
+    with socket.create_connection(server.address, timeout=10) as raw, tls().wrap_socket(raw) as conn:
+        conn.sendall(head + chunked)
+        status, headers, text = read_http_response(conn)
+        assert conn.recv(1) == b""  # closed after the answer
+    assert status == 400 and headers["connection"] == "close"
+    assert text == b"Bad request: both Content-Length and Transfer-Encoding"
+    assert status_of(server, "TEST/smuggled") == 404
 
 
 # --- pyhandle, unmodified (issue 7 "Done when") ------------------------------------------------------------
