@@ -7,6 +7,7 @@ until the identity or the session settings change.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from hdlserver.batch.operations import (
 from hdlserver.batch.routing import Address, Router, RoutingError, admin_interface
 from hdlserver.client.admin import AdminClient, Identity, PublicKeyIdentity, SecretKeyIdentity
 from hdlserver.client.resolver import HandleResponseError
+from hdlserver.client.session import DEFAULT_SESSION_TIMEOUT
 from hdlserver.errors import HandleError, KeyFileError
 from hdlserver.wire.site import SiteInfo
 
@@ -81,16 +83,15 @@ class BatchSummary:
 
 @dataclass(frozen=True, slots=True)
 class SessionChoice:
-    """How admin connections authenticate: one session per server (the Java tool's way), or a
-    challenge-response exchange for every request."""
+    """How admin connections authenticate: one Diffie-Hellman session per server for the whole batch (the
+    Java tool's way: one challenge, then MACs), or a challenge-response exchange for every request."""
 
     use_session: bool = True
     encrypted: bool = False
-    authenticated: bool = False
-    timeout: int | None = None
+    timeout: int | None = None  # seconds; None: the Java client default
 
 
-ClientFactory = Callable[[Address, Identity, SessionChoice], AdminClient]
+ClientFactory = Callable[[Address, Identity, SessionChoice, "keys.PublicKey | None"], AdminClient]
 KeyLoader = Callable[[str, bytes | None], keys.PrivateKey]
 SiteFetcher = Callable[[str, int, str], SiteInfo]
 
@@ -103,8 +104,22 @@ def describe_error(exc: Exception) -> str:
     return str(exc) or type(exc).__name__
 
 
-def new_admin_client(address: Address, identity: Identity, choice: SessionChoice) -> AdminClient:
-    return AdminClient(address, identity)
+def new_admin_client(address: Address, identity: Identity, choice: SessionChoice,
+                     server_key: keys.PublicKey | None) -> AdminClient:
+    """``server_key`` (from the site information, when known) verifies the signed session setup answer."""
+    return AdminClient(address, identity, session=choice.use_session, encrypt=choice.encrypted,
+                       server_key=server_key, session_timeout=choice.timeout or DEFAULT_SESSION_TIMEOUT)
+
+
+def server_key_of(site: SiteInfo | None, address: Address) -> keys.PublicKey | None:
+    """The public key of the site's server listening at ``address``; None when unknown or undecodable."""
+    for server in site.servers if site is not None else ():
+        if any((server.address_text(), i.port) == address for i in server.interfaces):
+            try:
+                return keys.public_key_from_bytes(server.public_key)
+            except (HandleError, ValueError):
+                return None
+    return None
 
 
 class BatchExecutor:
@@ -126,7 +141,10 @@ class BatchExecutor:
         self._clients: dict[Address, AdminClient] = {}
 
     def close(self) -> None:
+        """End every session (SESSION_TERMINATE) and close the connections."""
         for client in self._clients.values():
+            with contextlib.suppress(HandleError, OSError):  # the server drops idle sessions by itself
+                client.close_session()
             client.close()
         self._clients.clear()
 
@@ -179,13 +197,13 @@ class BatchExecutor:
         if item.exchange_key and item.use_session and self.warn is not None:
             self.warn(item.line, "exchange-key session setup (PUBEXNGKEY*/PRIVEXNGKEYFILE) cannot work with "
                                  "Handle.Net 9.2 servers; using a Diffie-Hellman session")
-        self.session = SessionChoice(item.use_session, item.encrypted, item.authenticated, item.timeout)
+        self.session = SessionChoice(item.use_session, item.encrypted, item.timeout)
 
-    def _client(self, address: Address) -> AdminClient:
+    def _client(self, address: Address, site: SiteInfo | None) -> AdminClient:
         client = self._clients.get(address)
         if client is None:
             assert self._identity is not None
-            client = self.client_factory(address, self._identity, self.session)
+            client = self.client_factory(address, self._identity, self.session, server_key_of(site, address))
             self._clients[address] = client
         return client
 
@@ -199,7 +217,7 @@ class BatchExecutor:
         handle = op.handle.encode("utf-8")
         start = self.clock()
         try:
-            client = self._client(self.router.admin_server(handle))
+            client = self._client(self.router.admin_server(handle), self.router.site_for(handle))
             if op.action is Action.CREATE:
                 client.create_handle(handle, op.values)
             elif op.action is Action.ADD:
@@ -236,7 +254,7 @@ class BatchExecutor:
             start = self.clock()
             try:
                 for server in site.servers:  # a prefix is homed on every server of the site
-                    client = self._client(admin_interface(server))
+                    client = self._client(admin_interface(server), site)
                     if item.home:
                         client.home_prefix(prefix.handle)
                     else:

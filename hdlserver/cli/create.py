@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     admin = HandleValue(ADMIN_VALUE_INDEX, HS_ADMIN, encode_admin(AdminRecord(ALL_PERMISSIONS, identity.handle,
                                                                              identity.index)))
     try:
-        with AdminClient(router.admin_server(handle), identity) as client:
+        with AdminClient(router.admin_server(handle), identity, session=True) as client:  # as Java HDLCreate
             created = client.create_handle(handle, [admin])
     except (HandleError, OSError) as exc:
         return fail(f"cannot create {args.handle}: {describe_error(exc)}")

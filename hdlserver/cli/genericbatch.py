@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from hdlserver.batch.executor import BatchExecutor, BatchSummary, Outcome, Status
+from hdlserver.batch.executor import BatchExecutor, BatchSummary, Outcome, SessionChoice, Status
 from hdlserver.batch.parser import ACTIONS, parse_batch, split_lines
 from hdlserver.batch.routing import RoutingError
 from hdlserver.batch.site_fetch import fetch_site_info
@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("logfile", type=Path, nargs="?", help="write the log here instead of standard output")
     p.add_argument("-verbose", "--verbose", action="store_true",
                    help="print every outcome with its duration on standard error, and latency statistics")
+    p.add_argument("--no-session", action="store_true",
+                   help="answer a challenge for every request instead of using one session per server "
+                        "(a SESSIONSETUP block with USESESSION:0 does the same from inside the file)")
     add_target_options(p)
     return p
 
@@ -123,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.monotonic()
     log.write(f"Start Time: {java_date()}\n")
-    executor = BatchExecutor(router, report=report, fetch_site_info=fetch_site_info, warn=warn)
+    executor = BatchExecutor(router, report=report, fetch_site_info=fetch_site_info, warn=warn,
+                             session=SessionChoice(use_session=not args.no_session))
     try:
         summary = executor.run(parse_batch(lines))
     finally:

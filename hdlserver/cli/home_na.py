@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         prefix_handle = to_prefix_handle(prefix.encode("utf-8"))
         try:
             for address in addresses:
-                with AdminClient(address, identity) as client:
+                with AdminClient(address, identity, session=True) as client:  # as Java HomeNA
                     if args.unhome:
                         client.unhome_prefix(prefix_handle)
                     else:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -277,3 +278,37 @@ def test_resolver_routing_through_the_prefix_hs_site(server: ServerProcess, tmp_
     proc = run_batch(other, "--resolver", f"127.0.0.1:{server.port}")
     assert proc.returncode == 1
     assert "cannot find the site of 0.NA/NOSITE: Error(100): HANDLE_NOT_FOUND" in log_lines(proc.stdout)[0]
+
+
+def access_log_codes(server: ServerProcess, handle_part: str, expected: int) -> list[tuple[str, str]]:
+    """(opcode, response code) of the access log lines naming ``handle_part`` or a session op, once at least
+    ``expected`` lines mention ``handle_part`` (the log is written in the background; bounded wait)."""
+    path = server.directory / "logs" / "access.log"
+    deadline = time.monotonic() + 10
+    while True:
+        lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+        mine = [line for line in lines if handle_part in line]
+        if len(mine) >= expected or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    start = next((i for i, line in enumerate(lines) if handle_part in line), len(lines))
+    if start > 0 and lines[start - 1].split('"')[2].split()[0] == "400":
+        start -= 1  # the session setup just before the batch's first request
+    picked = [line.split('"')[2].split() for line in lines[start:]]
+    return [(p[0], p[1]) for p in picked if p[0] in ("400", "401") or any(handle_part in w for w in p)]
+
+
+def test_one_session_for_the_whole_batch(server: ServerProcess, tmp_path: Path) -> None:
+    ops = "".join(f"CREATE TEST/gb-sess-{i}\n{ADMIN}\n\n" for i in range(3))
+    assert run_batch(write(tmp_path, f"{SECKEY_AUTH}\n{ops}"), *target(server)).returncode == 0
+    codes = access_log_codes(server, "gb-sess-", 4)
+    # one SESSION_SETUP, one challenge (402) for the first request, then MAC-authenticated requests only
+    assert codes == [("400", "1"), ("100", "402"), ("100", "1"), ("100", "1"), ("100", "1"), ("401", "1")], codes
+
+
+def test_usesession_0_answers_a_challenge_per_request(server: ServerProcess, tmp_path: Path) -> None:
+    ops = "".join(f"CREATE TEST/gb-nosess-{i}\n{ADMIN}\n\n" for i in range(2))
+    batch = write(tmp_path, f"SESSIONSETUP\nUSESESSION:0\n\n{SECKEY_AUTH}\n{ops}")
+    assert run_batch(batch, *target(server)).returncode == 0
+    codes = access_log_codes(server, "gb-nosess-", 4)
+    assert codes == [("100", "402"), ("100", "1"), ("100", "402"), ("100", "1")], codes
