@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from repl_support import make_mirror, resolved_urls, txnstat_last_id, wait_for
-from servers import ServerProcess, setup_server_dir, start_server
+from servers import ServerProcess, run_cli, setup_server_dir, start_server
 
 from hdlserver.client.admin import AdminClient, SecretKeyIdentity
 from hdlserver.client.resolver import HandleResponseError
@@ -104,3 +104,36 @@ def test_killed_mirror_resumes_where_it_stopped(tmp_path: Path, primary: ServerP
         assert before is not None and before >= 1
     finally:
         server.stop()
+
+
+def test_dumpfromprimary_fills_a_fresh_mirror_which_then_pulls_newer(tmp_path: Path,
+                                                                     primary: ServerProcess) -> None:
+    with AdminClient(primary.address, ADMIN) as admin:
+        admin.create_handle("TEST/before-dump", [url("http://example.org/before")])
+    directory = tmp_path / "dumped"
+    port = make_mirror(directory, primary.directory / "siteinfo.json", primary.directory / "admpriv.bin")
+    done = run_cli("hdlserver.cli.dumpfromprimary", directory)
+    with open_store(primary.directory, case_sensitive=False, readonly=True) as store:
+        newest = store.last_txn_id()
+        count = store.count_handles()
+    assert f"dump finished: {count} handles" in done.stdout
+    assert txnstat_last_id(directory) == newest
+    with open_store(directory, case_sensitive=False, readonly=True) as store:
+        assert store.exists(b"TEST/BEFORE-DUMP") and store.count_handles() == count
+        assert b"0.NA/TEST" in store.homed_prefixes()
+    server = start_server(directory, port)
+    try:
+        with AdminClient(primary.address, ADMIN) as admin:
+            admin.create_handle("TEST/after-dump", [url("http://example.org/after-dump")])
+        assert wait_for(lambda: resolved_urls(server.address, "TEST/after-dump"), what="pull after the dump")
+        assert wait_for(lambda: txnstat_last_id(directory) == newest + 1, what="exactly one more transaction")
+    finally:
+        server.stop()
+
+
+def test_dumpfromprimary_refuses_a_running_server(mirror: ServerProcess) -> None:
+    before = txnstat_last_id(mirror.directory)
+    done = run_cli("hdlserver.cli.dumpfromprimary", mirror.directory, check=False)
+    assert done.returncode == 1
+    assert "stop it before a dump" in done.stderr and "the store is unchanged" in done.stderr
+    assert txnstat_last_id(mirror.directory) == before
