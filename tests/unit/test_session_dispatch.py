@@ -40,13 +40,14 @@ from hdlserver.wire.bodies import (
     ResolutionResponse,
     SessionExchangeKeyRequest,
     SessionSetupRequest,
+    SessionSetupResponse,
     SessionTerminateRequest,
 )
 from hdlserver.wire.codes import OpCode, OpFlag, ResponseCode
-from hdlserver.wire.credential import HS_MAC, HS_SIGNED
+from hdlserver.wire.credential import HS_MAC, HS_SIGNED, signed_prefix
 from hdlserver.wire.envelope import ENVELOPE_SIZE, decode_envelope, encode_envelope
 from hdlserver.wire.message import Message
-from hdlserver.wire.pubkey import DHPublicKeyData, encode_public_key
+from hdlserver.wire.pubkey import DHPublicKeyData, decode_public_key, encode_public_key
 from hdlserver.wire.valuedata import ALL_PERMISSIONS, AdminRecord, encode_admin
 from hdlserver.wire.values import HandleValue
 
@@ -496,3 +497,58 @@ def test_java_encrypted_request_is_decrypted_verified_and_answered(server: Serve
     assert plaintext == bytes.fromhex(entry["plaintext_hex"])
     assert encrypt_message(session.algorithm, key, plaintext, version,  # type: ignore[arg-type]
                            None if "legacy" in name else bytes.fromhex(entry["iv_hex"])) == transmitted
+
+
+# --- Java's captured SESSION_SETUP requests, answered by our server ----------------------------------
+
+CAPTURES = VECTORS.parents[1] / "captures" / "messages.jsonl"
+
+
+def captured_setups() -> list[tuple[bytes, bytes]]:
+    """(Java's SESSION_SETUP request, the Java server's answer) per captured scenario."""
+    if not CAPTURES.is_file():
+        pytest.skip(f"Java captures not available at {CAPTURES}")
+    records = [json.loads(line) for line in CAPTURES.read_text(encoding="utf-8").splitlines()]
+    setups = [r for r in records if isinstance(r["message"], dict) and r["message"].get("opCode") == 400]
+    requests = {r["scenario"]: bytes.fromhex(r["message_hex"]) for r in setups if r["dir"] == "c2s"}
+    answers = {r["scenario"]: bytes.fromhex(r["message_hex"]) for r in setups if r["dir"] == "s2c"}
+    assert len(requests) == 3 and requests.keys() == answers.keys()
+    return [(requests[s], answers[s]) for s in sorted(requests)]
+
+
+def test_captured_java_setup_requests_get_answers_shaped_like_javas(server: Server) -> None:
+    for request, java_raw in captured_setups():
+        raw = server.answer(request)
+        ours, java = decode_answer(raw), decode_answer(java_raw)
+        env, java_env = decode_envelope(raw), decode_envelope(java_raw)
+        assert (env.version, env.suggested, env.request_id) == (java_env.version, java_env.suggested,
+                                                               java_env.request_id)
+        assert (ours.header.opcode, ours.header.response_code, ours.header.flags) == \
+            (java.header.opcode, java.header.response_code, java.header.flags)
+        assert ours.request_digest == java.request_digest  # both digest Java's exact request bytes
+        ours_body, java_body = ours.body, java.body
+        assert isinstance(ours_body, SessionSetupResponse) and isinstance(java_body, SessionSetupResponse)
+        assert ours_body.mode == java_body.mode == KEY_EXCHANGE_DH
+        assert ours_body.data[:4] == java_body.data[:4] == ALG_AES.to_bytes(4, "big")
+        ours_key, java_key = decode_public_key(ours_body.data[4:]), decode_public_key(java_body.data[4:])
+        assert isinstance(ours_key, DHPublicKeyData) and isinstance(java_key, DHPublicKeyData)
+        assert (ours_key.p, ours_key.g) == (java_key.p, java_key.g) == (OAKLEY_GROUP_2_P, OAKLEY_GROUP_2_G)
+        cred = ours.credential
+        assert cred is not None and java.credential is not None
+        assert (cred.type, cred.digest_alg, cred.signer_index) == (java.credential.type, java.credential.digest_alg,
+                                                                    java.credential.signer_index)
+        prefix = signed_prefix(env.version, env.suggested, env.session_id, env.request_id, cred.signer_index)
+        assert keys.verify(server.public_key, cred.signature, prefix + ours.header_body, cred.digest_alg)
+        assert server.state.sessions.get(env.session_id, server.clock()) is not None
+
+
+@pytest.mark.parametrize(("config_name", "alg"), [("des", ALG_DES), ("desede", ALG_DESEDE)])
+def test_configured_cipher_is_used_for_keys_and_encryption(server: Server, config_name: str, alg: int) -> None:
+    settings = server.state.settings
+    server.state.settings = replace(settings, server=replace(settings.server, encryption_alg=config_name))
+    session = open_session(server, encrypt_all=True)
+    assert session.algorithm == alg and len(session.key) == {ALG_DES: 8, ALG_DESEDE: 24}[alg]
+    challenge = server.answer(session.seal(create_request(f"TEST/{config_name}-{uuid.uuid4().hex}".encode(),
+                                                          flags=ADMIN_FLAGS | OpFlag.ENC)))
+    assert decode_envelope(challenge).encrypted
+    assert decode_answer(answer_challenge(server, session, challenge)).header.response_code == ResponseCode.SUCCESS
