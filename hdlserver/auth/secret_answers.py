@@ -4,7 +4,10 @@ An answer is the ``signedResponse`` field of a RESPONSE_TO_CHALLENGE (200) or VE
 ``code byte | algorithm bytes`` (auth.md 4.2), or a bare MD5 for protocol versions below 2.1. The secret K
 is the HS_SECKEY value data, N the challenge nonce and D the request digest of the challenge.
 
-Verification never raises on hostile bytes: anything malformed, unknown or out of bounds is "invalid".
+``verify_secret_answer`` and ``verify_secret_against_values`` never raise on hostile bytes: anything
+malformed, unknown or out of bounds is "invalid". ``check_secret_against_values`` tells the answers Java
+cannot even compute (``MalformedSecretAnswer``: the server answers RC 406 to op 200 and RC 2 to op 201)
+from those that merely do not match.
 """
 
 from __future__ import annotations
@@ -152,20 +155,32 @@ class _ParsedAnswer:
     expected: bytes  # the algorithm bytes to reproduce (everything after the code byte)
 
 
+class MalformedSecretAnswer(ValueError):
+    """An answer Java's ``Util.doMac`` throws on: empty, an unknown code, bad PBKDF2 parameters."""
+
+
 def _parse_answer(answer: bytes, old_format: bool) -> _ParsedAnswer | None:
-    """Split an answer into code, 0x22 parameters and algorithm bytes; None when it cannot verify."""
+    """Split an answer into code, 0x22 parameters and algorithm bytes; None when it cannot verify.
+
+    Raises ``MalformedSecretAnswer`` where Java raises an exception. Parameters Java would use but that
+    exceed our limits (a CPU-burning iteration count) only make the answer invalid.
+    """
     if old_format:
         return _ParsedAnswer(SECKEY_OLD_MD5, None, answer)
-    if not answer or answer[0] not in SECKEY_CODES:
-        return None
+    if not answer:
+        raise MalformedSecretAnswer("empty HS_SECKEY answer")
+    if answer[0] not in SECKEY_CODES:
+        raise MalformedSecretAnswer(f"unknown HS_SECKEY answer algorithm code {answer[0]:#04x}")
     code, rest = answer[0], answer[1:]
     if code != SECKEY_PBKDF2_HMAC_SHA1:
         return _ParsedAnswer(code, None, rest)
     r = Reader(rest)
     try:
         params = Pbkdf2Params(r.get_byte_array(), r.get_int4(), r.get_int4())
-    except DecodeError:
-        return None
+    except DecodeError as exc:
+        raise MalformedSecretAnswer(f"truncated PBKDF2 answer: {exc}") from None
+    if not params.salt or params.iterations <= 0 or params.key_length_bits <= 0:
+        raise MalformedSecretAnswer("PBKDF2 answer with an empty salt or a non-positive parameter")
     return _ParsedAnswer(code, params, rest) if params.within_limits() else None
 
 
@@ -187,11 +202,14 @@ def verify_secret_answer(
     whole parameter-and-MAC encoding must match. ``old_format``: the carrying message is older than 2.1,
     so the whole field is an MD5 answer. Malformed answers give False, never an exception.
     """
-    parsed = _parse_answer(answer, old_format)
+    try:
+        parsed = _parse_answer(answer, old_format)
+    except MalformedSecretAnswer:
+        return False
     return parsed is not None and _matches(parsed, secret, nonce, digest)
 
 
-def verify_secret_against_values(
+def check_secret_against_values(
     values: Sequence[HandleValue],
     index: int,
     nonce: bytes,
@@ -202,13 +220,28 @@ def verify_secret_against_values(
     """VERIFY_CHALLENGE against a handle's values (auth.md 7 steps 2-4).
 
     ``index`` != 0 restricts the check to that index; every candidate must have hasType HS_SECKEY and
-    any one that reproduces the answer makes it valid.
+    any one that reproduces the answer makes it valid. With at least one candidate, an answer Java cannot
+    compute raises ``MalformedSecretAnswer`` (without candidates Java never looks at the answer).
     """
+    candidates = [v for v in values if (index == 0 or v.index == index) and has_type(v.type, HS_SECKEY)]
+    if not candidates:
+        return False
     parsed = _parse_answer(answer, old_format)
     if parsed is None:
         return False
-    return any(
-        _matches(parsed, v.data, nonce, digest)
-        for v in values
-        if (index == 0 or v.index == index) and has_type(v.type, HS_SECKEY)
-    )
+    return any(_matches(parsed, v.data, nonce, digest) for v in candidates)
+
+
+def verify_secret_against_values(
+    values: Sequence[HandleValue],
+    index: int,
+    nonce: bytes,
+    digest: bytes,
+    answer: bytes,
+    old_format: bool = False,
+) -> bool:
+    """``check_secret_against_values`` with malformed answers counted as invalid (never raises)."""
+    try:
+        return check_secret_against_values(values, index, nonce, digest, answer, old_format)
+    except MalformedSecretAnswer:
+        return False

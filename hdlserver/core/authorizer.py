@@ -21,10 +21,11 @@ from hdlserver.auth.authorize import (
 )
 from hdlserver.auth.challenges import PendingChallenge
 from hdlserver.auth.pubkey_answers import verify_pubkey_answer
-from hdlserver.auth.secret_answers import verify_secret_against_values
+from hdlserver.auth.secret_answers import MalformedSecretAnswer, check_secret_against_values
 from hdlserver.config.settings import ServerConfig
 from hdlserver.core.handler_api import AuthenticationNeeded
 from hdlserver.core.homed import HomedPrefixes
+from hdlserver.core.remote_identity import RemoteIdentities
 from hdlserver.core.session_auth import SessionRequest
 from hdlserver.errors import ProtocolError
 from hdlserver.store.base import Store
@@ -158,20 +159,25 @@ class RequestAuthorizer:
         if answer.auth_type not in (HS_SECKEY, HS_PUBKEY):
             raise ProtocolError(ResponseCode.INVALID_CREDENTIAL)
         values = local_values(self.store, self.homed, answer.identity_handle)
-        if values is None:
-            log.warning("cannot verify %d:%s: the identity handle is not served by this server",
-                        answer.identity_index, handle_text)
-            raise ProtocolError(ResponseCode.AUTHEN_ERROR,
-                                f"Identity handle {handle_text} is not served by this server; "
-                                "verification through another server is not supported")
+        # Not homed here: the identity's own server verifies (201) or provides the keys (auth.md 5).
+        remote = None if values is not None else RemoteIdentities(self.store, self.homed, answer.identity_handle,
+                                                                  answer.identity_index)
         if answer.auth_type == HS_SECKEY:
-            old_format = response_version(challenge.request_envelope.suggested) < (2, 1)
-            ok = verify_secret_against_values(values, answer.identity_index, challenge.nonce, challenge.digest,
-                                              answer.signed_response, old_format=old_format)
+            if remote is not None:
+                ok = remote.verify_secret(challenge.nonce, challenge.digest, answer.signed_response)
+            else:
+                old_format = response_version(challenge.request_envelope.suggested) < (2, 1)
+                try:
+                    ok = check_secret_against_values(values or (), answer.identity_index, challenge.nonce,
+                                                     challenge.digest, answer.signed_response, old_format=old_format)
+                except MalformedSecretAnswer as exc:  # Java's verifier throws: RC 406
+                    log.warning("malformed answer for %d:%s: %s", answer.identity_index, handle_text, exc)
+                    raise ProtocolError(ResponseCode.AUTHEN_ERROR) from None
             index = answer.identity_index if ok else None
         else:
-            index = verify_pubkey_answer(values, answer.identity_index, challenge.nonce, challenge.digest,
-                                         answer.signed_response)
+            keys_of_identity = values if remote is None else remote.public_keys()
+            index = verify_pubkey_answer(keys_of_identity or (), answer.identity_index, challenge.nonce,
+                                         challenge.digest, answer.signed_response)
             ok = index is not None
         if not ok:
             log.warning("authentication failed for %d:%s (%s)", answer.identity_index, handle_text,

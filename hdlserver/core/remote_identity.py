@@ -1,0 +1,137 @@
+"""Verifying identities whose handles another server is responsible for (auth.md 5, steps 1.2 and 2.1).
+
+A secret-key answer is sent as a VERIFY_CHALLENGE (201) to the identity's responsible server; for a
+public-key answer the identity's HS_PUBKEY values are fetched from it by a certified resolution. Both
+requests ask for CT and RD, and the answer must carry the request's digest and a signature by the
+server's key from its HS_SITE record, as the Java client checks.
+
+The identity's site comes from the HS_SITE values of its prefix handle ``0.NA/<prefix>``, which this
+server must hold itself (it homes ``0.NA/0.NA``, or the prefix handle is otherwise served here). Every
+failure is RC 406 with a message that names the identity and the reason.
+
+The exchange is a blocking TCP round trip bounded by ``REMOTE_TIMEOUT``; it runs only for identities that
+are not homed here, which administrators of this server normally are.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from hdlserver.auth import keys
+from hdlserver.client.resolver import JAVA_REQUEST_FLAGS, build_request, decode_answer
+from hdlserver.client.transport import ClientTimeout, tcp_exchange
+from hdlserver.core.homed import HomedPrefixes
+from hdlserver.errors import DecodeError, HandleError, ProtocolError
+from hdlserver.store.base import Store
+from hdlserver.wire.bodies import (
+    ErrorBody,
+    ResolutionRequest,
+    ResolutionResponse,
+    VerifyChallengeRequest,
+    VerifyChallengeResponse,
+)
+from hdlserver.wire.codes import OpCode, OpFlag, ResponseCode
+from hdlserver.wire.credential import HS_SIGNED, signed_prefix
+from hdlserver.wire.digest import request_digest
+from hdlserver.wire.envelope import decode_envelope
+from hdlserver.wire.handles import prefix_handle_of
+from hdlserver.wire.message import Message
+from hdlserver.wire.site import PROTO_TCP, SiteInfo, decode_site
+from hdlserver.wire.valuedata import HS_PUBKEY, HS_SITE
+from hdlserver.wire.values import HandleValue, has_type
+
+log = logging.getLogger("hdlserver.auth")
+
+REMOTE_TIMEOUT = 5.0  # seconds for connecting to, and hearing back from, the identity's server
+CERTIFIED_FLAGS = JAVA_REQUEST_FLAGS | OpFlag.CT | OpFlag.RD
+
+
+def _fail(identity: str, reason: str) -> ProtocolError:
+    log.warning("cannot verify %s: %s", identity, reason)
+    return ProtocolError(ResponseCode.AUTHEN_ERROR, f"Cannot verify identity {identity}: {reason}")
+
+
+class RemoteIdentities:
+    """The network side of verifying one identity ``index:handle`` that is not homed here."""
+
+    def __init__(self, store: Store, homed: HomedPrefixes, handle: bytes, index: int) -> None:
+        self.store = store
+        self.homed = homed
+        self.handle = handle
+        self.index = index
+        self.identity = f"{index}:{handle.decode('utf-8', 'replace')}"
+
+    def verify_secret(self, nonce: bytes, digest: bytes, signed_response: bytes) -> bool:
+        """Ask the identity's server whether the HS_SECKEY answer is valid (op 201)."""
+        body = VerifyChallengeRequest(self.handle, self.index, nonce, 0, digest, signed_response)
+        answer = self._certified(OpCode.VERIFY_CHALLENGE, body)
+        if not isinstance(answer.body, VerifyChallengeResponse):
+            raise _fail(self.identity, "its server sent a malformed VERIFY_CHALLENGE answer")
+        return answer.body.valid
+
+    def public_keys(self) -> Sequence[HandleValue]:
+        """The identity's public HS_PUBKEY values: index ``index`` if > 0, else every HS_PUBKEY value."""
+        indexes, types = ((self.index,), ()) if self.index > 0 else ((), (HS_PUBKEY,))
+        answer = self._certified(OpCode.RESOLUTION, ResolutionRequest(self.handle, indexes, types))
+        if not isinstance(answer.body, ResolutionResponse):
+            raise _fail(self.identity, "its server sent a malformed resolution answer")
+        return answer.body.values
+
+    def site(self) -> SiteInfo:
+        prefix = prefix_handle_of(self.handle)
+        stored = self.store.get_values(prefix) if self.homed.serves(prefix) else None
+        if stored is None:
+            raise _fail(self.identity, f"its prefix handle {prefix.decode('utf-8', 'replace')} is not held by "
+                        "this server, so its site is unknown")
+        for value in stored:
+            if has_type(value.type, HS_SITE):
+                try:
+                    return decode_site(value.data)
+                except DecodeError:
+                    continue
+        raise _fail(self.identity, f"{prefix.decode('utf-8', 'replace')} has no usable HS_SITE value")
+
+    def _certified(self, opcode: int, body: object) -> Message:
+        """Send one certified request to the identity's responsible server and check its signed answer."""
+        site = self.site()
+        try:
+            server = site.responsible_server(self.handle)
+        except ValueError:
+            raise _fail(self.identity, "its site lists no servers") from None
+        port = next((i.port for i in server.interfaces if i.protocol == PROTO_TCP), None)
+        if port is None:
+            raise _fail(self.identity, "its server has no TCP interface")
+        address = (server.address_text(), port)
+        where = f"{address[0]}:{address[1]}"
+        request = build_request(opcode, body, CERTIFIED_FLAGS)
+        try:
+            raw = tcp_exchange(address, request, REMOTE_TIMEOUT)[0]
+            answer = decode_answer(raw)
+        except (ClientTimeout, OSError) as exc:
+            raise _fail(self.identity, f"its server {where} did not answer within {REMOTE_TIMEOUT:g} s "
+                        f"({exc})") from None
+        except HandleError as exc:
+            raise _fail(self.identity, f"its server {where} sent an undecodable answer ({exc})") from None
+        if answer.header.response_code != ResponseCode.SUCCESS:
+            text = answer.body.message.decode("utf-8", "replace") if isinstance(answer.body, ErrorBody) else ""
+            code = answer.header.response_code
+            raise _fail(self.identity, f"its server {where} answered RC {code} {ResponseCode.name_of(code)}"
+                        + (f": {text}" if text else ""))
+        self._check_signed(request, raw, answer, server.public_key, where)
+        return answer
+
+    def _check_signed(self, request: bytes, raw: bytes, answer: Message, server_key: bytes, where: str) -> None:
+        env = decode_envelope(raw)
+        if answer.request_digest != request_digest(decode_answer(request).header_body, env.version):
+            raise _fail(self.identity, f"the answer of {where} is for another request (request digest differs)")
+        cred = answer.credential
+        if cred is None or cred.type != HS_SIGNED:
+            raise _fail(self.identity, f"the answer of {where} is not signed")
+        try:
+            key = keys.public_key_from_bytes(server_key)
+        except DecodeError as exc:
+            raise _fail(self.identity, f"the HS_SITE key of {where} is unusable ({exc})") from None
+        prefix = signed_prefix(env.version, env.suggested, env.session_id, env.request_id, cred.signer_index)
+        if not keys.verify(key, cred.signature, prefix + answer.header_body, cred.digest_alg):
+            raise _fail(self.identity, f"the signature of {where}'s answer does not verify with its HS_SITE key")
