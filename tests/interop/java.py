@@ -53,6 +53,8 @@ def missing_java() -> str | None:
     """Why the Java tools cannot run here, or None when they can."""
     if not (JAVA_BIN / "hdl").is_file():
         return f"../shared/handle-java not found (looked for {HANDLE_JAVA})"
+    if not os.access(JAVA_BIN / "hdl", os.X_OK):
+        return f"{JAVA_BIN}/hdl* are not executable: {INSTALL_HINT} (it sets their execute bits)"
     if shutil.which("java") is None:
         return f"java not installed: {INSTALL_HINT}"
     absent = [str(jar) for jar in DEPENDENCY_JARS if not jar.is_file()]
