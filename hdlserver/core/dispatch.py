@@ -219,7 +219,11 @@ class Dispatcher:
         plain = encode_response(self.state, replace(view, flags=view.flags & ~OpFlag.CT), response_code, body,
                                 extra_flags=extra_flags, request_id=request_id, session_id=session_id)
         encrypt = response_needs_encryption(view.flags, response_version(view.suggested), body)
-        return seal_response(plain, session, certify=bool(view.flags & OpFlag.CT), encrypt=encrypt)
+        certify = bool(view.flags & OpFlag.CT)
+        sealed = seal_response(plain, session, certify=certify, encrypt=encrypt)
+        if certify:
+            self.state.sessions.update(session)  # the server counter moved on
+        return sealed
 
     def _answer(self, call: Call) -> Outcome:
         """Op 200: re-run the challenged request with the answer attached (auth.md 5, wire.md 9.13)."""
