@@ -12,6 +12,7 @@ naming the identity (``adm=index:handle``).
 from __future__ import annotations
 
 import re
+import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,11 +22,14 @@ import pytest
 from servers import ServerProcess, setup_server_dir, start_server
 
 from hdlserver.auth import keys
-from hdlserver.client.admin import AdminClient, Identity, PublicKeyIdentity, SecretKeyIdentity
-from hdlserver.client.resolver import HandleResponseError, Resolver
+from hdlserver.client.admin import ADMIN_FLAGS, AdminClient, Identity, PublicKeyIdentity, SecretKeyIdentity
+from hdlserver.client.resolver import HandleResponseError, Resolver, build_request, decode_answer
+from hdlserver.client.transport import read_tcp_message
 from hdlserver.store.lmdb_store import LmdbStore, open_store
-from hdlserver.wire.bodies import ResolutionRequest
+from hdlserver.wire.bodies import ChallengeAnswerRequest, CreateHandleRequest, ResolutionRequest
 from hdlserver.wire.codes import OpCode, OpFlag, ResponseCode
+from hdlserver.wire.credential import HS_SIGNED, signed_prefix
+from hdlserver.wire.envelope import decode_envelope
 from hdlserver.wire.valuedata import (
     ALL_PERMISSIONS,
     PERM_ADD_ADMIN,
@@ -97,6 +101,7 @@ def pubkey_value(index: int, name: str) -> HandleValue:
 SEC = SecretKeyIdentity(b"TEST/sec-admin", 300, b"sec-pass")
 MEMBER = SecretKeyIdentity(b"TEST/member", 300, b"member-pass")
 OUTSIDER = SecretKeyIdentity(b"TEST/outsider", 300, b"outsider-pass")
+ANY_INDEX = SecretKeyIdentity(b"TEST/any-index", 300, b"any-pass")  # named by an HS_ADMIN with index 0
 
 
 def bit_identity(bit: int, granted: bool) -> SecretKeyIdentity:
@@ -145,6 +150,8 @@ def seed(store: LmdbStore) -> None:
         *((ident.handle, [seckey(ident.index, ident.secret)]) for ident in everyone),
     ]
     records += [(f"PERM/bit-{bit_number(bit)}".encode(), target_values()) for bit in HANDLE_BITS]
+    records += [(ANY_INDEX.handle, [seckey(ANY_INDEX.index, ANY_INDEX.secret)]),
+                (b"PERM/index-0", [admin(100, ALL_PERMISSIONS, ANY_INDEX.handle, 0), url(1, "https://example.org/0")])]
     store.create_handles(records, log=False)
     store.home_prefix(PREFIX, log=False)
 
@@ -401,3 +408,57 @@ def test_unreadable_value_is_401_for_anyone(server: Server) -> None:
         with pytest.raises(HandleResponseError) as err:
             authenticated_read(client, handle)
     assert err.value.response_code == ResponseCode.INSUFFICIENT_PERMISSIONS
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Identity index 0 (auth.md 6.6) and certified answers
+
+
+def test_pubkey_identity_index_0_is_allowed_through_the_key_that_verified(server: Server) -> None:
+    """HS_PUBKEY 0:TEST/rsa-admin: the key at 300 verifies and 300:TEST/rsa-admin is an admin of 0.NA/PERM."""
+    ident = PublicKeyIdentity(b"TEST/rsa-admin", 0, private_key("rsa2048"))
+    succeeded(server, ident, lambda c: c.create_handle(b"PERM/by-index-0", [url(1, "https://example.org/i0")]),
+              OpCode.CREATE_HANDLE)
+
+
+def test_seckey_identity_index_0_has_no_such_rule(server: Server) -> None:
+    ident = SecretKeyIdentity(SEC.handle, 0, SEC.secret)
+    refused(server, ident, lambda c: c.create_handle(b"PERM/seckey-index-0", [url(1, "x")]), b"PERM/seckey-index-0")
+
+
+@pytest.mark.parametrize("index", [300, 0])
+def test_admin_entry_with_index_0_names_every_index(server: Server, index: int) -> None:
+    """An HS_ADMIN naming 0:TEST/any-index matches 300:TEST/any-index, and 0:TEST/any-index itself."""
+    ident = SecretKeyIdentity(ANY_INDEX.handle, index, ANY_INDEX.secret)
+    succeeded(server, ident, lambda c: c.add_values(b"PERM/index-0", [url(10 + index, "https://example.org/any")]),
+              OpCode.ADD_VALUE)
+
+
+def test_certified_admin_answer_is_signed_with_the_server_key(server: Server) -> None:
+    """CT on an admin request: the final answer carries an HS_SIGNED credential over the request digest that
+    verifies with the server's public key (the one in its HS_SITE), as the Java client checks it."""
+    flags = ADMIN_FLAGS | OpFlag.CT | OpFlag.RD
+    request = build_request(OpCode.CREATE_HANDLE, CreateHandleRequest(b"PERM/certified", (url(1, "https://x/"),)),
+                            flags)
+    with socket.create_connection(server.address, timeout=10) as sock:
+        sock.sendall(request)
+        raw = read_tcp_message(sock)
+        challenge = decode_answer(raw)
+        env = decode_envelope(raw)
+        signed = SEC.answer(challenge.body.nonce, challenge.request_digest[1],  # type: ignore[attr-defined,index]
+                            (env.major, env.minor), (env.suggested_major, env.suggested_minor))
+        answer = bytearray(build_request(OpCode.CHALLENGE_RESPONSE,
+                                         ChallengeAnswerRequest(SEC.auth_type, SEC.handle, SEC.index, signed), flags))
+        answer[4:8] = raw[4:8]
+        sock.sendall(bytes(answer))
+        final_raw = read_tcp_message(sock)
+    final, final_env = decode_answer(final_raw), decode_envelope(final_raw)
+    assert final.header.response_code == ResponseCode.SUCCESS
+    assert final.header.flags & OpFlag.CT
+    cred = final.credential
+    assert cred is not None and cred.type == HS_SIGNED
+    server_key = keys.load_public_key(server.process.directory / "pubkey.bin")
+    prefix = signed_prefix(final_env.version, final_env.suggested, final_env.session_id, final_env.request_id,
+                           cred.signer_index)
+    assert keys.verify(server_key, cred.signature, prefix + final.header_body, cred.digest_alg)
+    assert not keys.verify(server_key, cred.signature, prefix + final.header_body + b"x", cred.digest_alg)
