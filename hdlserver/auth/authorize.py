@@ -215,6 +215,13 @@ def index_zero_allows(outcome: AuthorizationOutcome, identity_handle: bytes, ver
     return any(reference_key(ref) == wanted for ref in outcome.visited)
 
 
+def index_zero_may_allow(outcome: AuthorizationOutcome, identity_handle: bytes) -> bool:
+    """Whether ``index_zero_allows`` can hold for some verified index: a considered reference names the
+    identity's handle. Lets a caller skip an expensive proof (a remote identity) that could not help."""
+    wanted = handle_key(identity_handle)
+    return any(handle_key(ref.handle) == wanted for ref in outcome.visited)
+
+
 # --- required permission bits (auth.md 6.2, 6.5) ----------------------------------------------------
 
 

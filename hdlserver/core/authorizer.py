@@ -17,6 +17,7 @@ from hdlserver.auth.authorize import (
     find_admin,
     find_in_list,
     index_zero_allows,
+    index_zero_may_allow,
     parse_admin_list,
 )
 from hdlserver.auth.challenges import PendingChallenge
@@ -131,13 +132,19 @@ class RequestAuthorizer:
         if outcome.allowed:
             self.verify_proof()
             return
-        if identity.index == 0 and self._is_pubkey_answer():
+        if identity.index == 0 and self._is_pubkey_answer() and self._index_zero_worth_verifying(identity, outcome):
             # auth.md 6.6: learn which HS_PUBKEY verified, then allow if that reference was visited.
             self.verify_proof()
             if self._verified_index is not None and index_zero_allows(outcome, identity.handle,
                                                                        self._verified_index):
                 return
         raise ProtocolError(ResponseCode.INVALID_ADMIN)
+
+    def _index_zero_worth_verifying(self, identity: ValueReference, outcome: AuthorizationOutcome) -> bool:
+        # A local proof is checked as Java does (a bad one gives 403); a remote one costs a network round trip,
+        # so it is skipped when no verified index could be among the visited references anyway.
+        return (local_values(self.store, self.homed, identity.handle) is not None
+                or index_zero_may_allow(outcome, identity.handle))
 
     def _is_pubkey_answer(self) -> bool:
         return self.answer is not None and self.answer.answer.auth_type == HS_PUBKEY

@@ -148,3 +148,16 @@ def test_unverifiable_remote_identity_is_406(servers: tuple[ServerProcess, Serve
     assert f"Cannot verify identity 300:{identity.handle.decode()}" in err.value.message
     assert stored(a) == before
     assert Resolver([a.address], udp=False).resolve(TARGET).values  # the server keeps serving
+
+
+def test_remote_index_0_identity_named_nowhere_is_400_without_a_round_trip(
+        servers: tuple[ServerProcess, ServerProcess]) -> None:
+    """auth.md 6.6 could only allow 0:DEAD/other if some visited reference named DEAD/other; none does, so the
+    server answers 400 at once instead of trying DEAD's (unreachable) server."""
+    a, _b = servers
+    before = stored(a)
+    with pytest.raises(HandleResponseError) as err:
+        add_value(a, PublicKeyIdentity(b"DEAD/other", 0, rsa_key()), 40)
+    assert err.value.response_code == ResponseCode.INVALID_ADMIN
+    assert "DEAD/other" not in a.error_log()
+    assert stored(a) == before
