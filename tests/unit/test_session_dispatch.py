@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from servers import run_cli, setup_server_dir
 
 from hdlserver.auth import keys
@@ -112,6 +114,10 @@ def admin_value(identity: tuple[bytes, int] = ADMIN) -> HandleValue:
     return HandleValue(100, b"HS_ADMIN", encode_admin(AdminRecord(ALL_PERMISSIONS, identity[0], identity[1])))
 
 
+def fresh_handle(name: str) -> bytes:
+    return f"TEST/{name}-{uuid.uuid4().hex}".encode()
+
+
 def create_request(handle: bytes, version: tuple[int, int] = (2, 11), flags: int = ADMIN_FLAGS) -> bytes:
     body = CreateHandleRequest(handle, (admin_value(), HandleValue(1, b"URL", b"https://example.org/")))
     return build_request(OpCode.CREATE_HANDLE, body, flags, version=version)
@@ -142,7 +148,7 @@ def answer_challenge(server: Server, session: ClientSession, challenge_raw: byte
 
 def authenticated_session(server: Server) -> ClientSession:
     session = open_session(server)
-    challenge = server.answer(session.seal(create_request(f"TEST/auth-{uuid.uuid4().hex}".encode())))
+    challenge = server.answer(session.seal(create_request(fresh_handle("auth"))))
     assert decode_answer(challenge).header.response_code == ResponseCode.AUTHENTICATION_NEEDED
     result = decode_answer(answer_challenge(server, session, challenge))
     assert result.header.response_code == ResponseCode.SUCCESS
@@ -544,11 +550,41 @@ def test_captured_java_setup_requests_get_answers_shaped_like_javas(server: Serv
 
 @pytest.mark.parametrize(("config_name", "alg"), [("des", ALG_DES), ("desede", ALG_DESEDE)])
 def test_configured_cipher_is_used_for_keys_and_encryption(server: Server, config_name: str, alg: int) -> None:
-    settings = server.state.settings
-    server.state.settings = replace(settings, server=replace(settings.server, encryption_alg=config_name))
+    current = server.state.settings
+    server.state.settings = replace(current, server=replace(current.server, encryption_alg=config_name))
     session = open_session(server, encrypt_all=True)
     assert session.algorithm == alg and len(session.key) == {ALG_DES: 8, ALG_DESEDE: 24}[alg]
     challenge = server.answer(session.seal(create_request(f"TEST/{config_name}-{uuid.uuid4().hex}".encode(),
                                                           flags=ADMIN_FLAGS | OpFlag.ENC)))
     assert decode_envelope(challenge).encrypted
     assert decode_answer(answer_challenge(server, session, challenge)).header.response_code == ResponseCode.SUCCESS
+
+
+def test_require_sessions_is_satisfied_by_a_session(server: Server) -> None:
+    current = server.state.settings
+    server.state.settings = replace(current, server=replace(current.server, require_sessions=True))
+    plain = fresh_handle("plain")
+    challenge = server.answer(create_request(plain))
+    no_session = ClientSession(decode_envelope(challenge).session_id, b"", ALG_AES, (2, 11))
+    refused = decode_answer(answer_challenge(server, no_session, challenge))
+    assert refused.header.response_code == ResponseCode.INVALID_CREDENTIAL
+    assert error_text(refused) == "Sessions are required for administration on this server"
+    assert not server.state.store.exists(plain.upper())
+    session = authenticated_session(server)
+    in_session = fresh_handle("in-session")
+    assert server.send(session.seal(create_request(in_session))).response_code == ResponseCode.SUCCESS
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=600))
+def test_any_ciphertext_in_a_live_session_is_answered_and_changes_nothing(server: Server, data: bytes) -> None:
+    session_id = open_session(server).session_id
+    before = server.state.store.count_handles()
+    env = decode_envelope(build_request(OpCode.RESOLUTION, ResolutionRequest(b"TEST/hello", (), ())))
+    env.session_id, env.encrypted, env.message_length = session_id, True, len(data)
+    outcome = server.send(encode_envelope(env) + data)
+    assert len(outcome.messages) == 1 and outcome.response_code != ResponseCode.SUCCESS
+    decode_answer(outcome.messages[0])
+    stored = server.state.sessions.get(session_id, server.clock())
+    assert stored is not None and not stored.authenticated
+    assert server.state.store.count_handles() == before
