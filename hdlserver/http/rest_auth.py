@@ -43,7 +43,6 @@ from hdlserver.http.auth_header import (
     HandleAuthorization,
     parse_basic,
     parse_handle,
-    split_index_colon_handle,
 )
 from hdlserver.http.messages import HttpRequest
 from hdlserver.http.rest_sessions import RestSession, RestSessionTable
@@ -205,7 +204,8 @@ class RestAuthenticator:
         if header.version not in (None, "0"):
             errors.append(UNKNOWN_VERSION)
             return None
-        if header.is_incomplete:
+        identity = header.identity()
+        if header.is_incomplete or identity is None:
             errors.append(MISSING_FIELDS)
             return None
         # is_incomplete guarantees every field below is present
@@ -222,7 +222,7 @@ class RestAuthenticator:
         if answer is None:
             errors.append(UNPARSABLE)
             return None
-        handle, index = split_index_colon_handle(id_text)
+        handle, index = identity
         verified = self._verify_identity(handle, index, auth_type, nonce, lenient_base64(cnonce_text), answer,
                                          errors)
         return None if verified is None else ((handle, verified), id_text)

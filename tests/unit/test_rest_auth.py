@@ -15,11 +15,12 @@ from urllib.parse import quote
 
 import pytest
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import dsa, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ed25519, padding, rsa
 from servers import setup_server_dir
 
 from hdlserver.auth import keys
 from hdlserver.core.context import ServerState
+from hdlserver.core.signing import ResponseSigner
 from hdlserver.http.auth_answers import algorithm_code, lenient_base64, signed_response
 from hdlserver.http.auth_header import parse_handle
 from hdlserver.http.messages import HttpRequest
@@ -308,6 +309,15 @@ def test_server_signature_over_nonce_and_cnonce(auth: RestAuthenticator, state: 
     challenge = auth.handle_challenge(result, tls_request())
     assert challenge == (f'Handle sessionId="{session_id}", nonce="{b64(nonce)}", serverAlg="SHA-256", '
                          f'serverSignature="{b64(result.server_signature)}"')
+
+
+def test_a_server_key_that_cannot_sign_is_an_error_not_a_crash(auth: RestAuthenticator, state: ServerState,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(state, "signer", ResponseSigner(ed25519.Ed25519PrivateKey.generate()))  # type: ignore[arg-type]
+    session_id, _nonce = new_session_id(auth)
+    result = auth(tls_request(f'Handle sessionId="{session_id}", cnonce="Y24="'))
+    assert result.server_signature is None and result.errors == ("Unable to sign challenge",)
+    assert not result.failed  # asking for a signature is not authenticating
 
 
 def test_unauthorized_headers_offer_basic_unless_a_script_or_another_scheme_asked(auth: RestAuthenticator) -> None:
