@@ -222,3 +222,35 @@ def test_java_keyutil_decrypts_our_files(tmp_path: Path, scheme: str) -> None:
     assert keyutil.main(["--encrypt", str(path), "--scheme", scheme,
                          "--new-passphrase-file", str(passphrase_file(tmp_path, "ours"))]) == 0
     assert java_resaves_plain(path, b"ours") == vector("rsa2048", "plain").read_bytes()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# On a terminal: getpass prompts, asked twice, retried on a mismatch
+
+
+def terminal(answers: list[str]) -> keyutil.Console:
+    pending = iter(answers)
+    return keyutil.Console(interactive=True, ask_secret=lambda _prompt: next(pending),
+                           ask_line=lambda _prompt: next(pending))
+
+
+def test_terminal_prompts_with_one_mismatch(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "key.bin"
+    console = terminal([PASS, "new-one", "typo", "new-one", "new-one"])
+    assert keyutil.main(["--encrypt", str(vector("dsa1024", "enc")), "-o", str(out)], console) == 0
+    assert "Passphrases do not match! Try again." in capsys.readouterr().err
+    assert keys.read_private_key_file(out.read_bytes(), b"new-one")
+
+
+def test_terminal_gives_up_after_three_mismatches(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "key.bin"
+    console = terminal(["a", "b", "c", "d", "e", "f"])
+    assert keyutil.main(["--encrypt", str(vector("dsa1024", "plain")), "-o", str(out)], console) == 1
+    assert "passphrases did not match 3 times" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_terminal_menu_exit(tmp_path: Path) -> None:
+    path = writable_copy(vector("rsa2048", "enc"), tmp_path / "key.bin")
+    assert keyutil.main([str(path)], terminal([PASS, "3"])) == 0
+    assert path.read_bytes() == vector("rsa2048", "enc").read_bytes()
