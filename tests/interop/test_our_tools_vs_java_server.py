@@ -8,6 +8,7 @@ timestamps and the bytes of signatures.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 from java import AdminTarget, JavaServer, comparable_answer, exchange, without_timestamp
 from servers import ServerProcess, run_cli
 
+from hdlserver.cli import qresolver
 from hdlserver.client.admin import AdminClient, SecretKeyIdentity
 from hdlserver.client.resolver import JAVA_REQUEST_FLAGS, HandleResponseError, Resolver, build_request
 from hdlserver.config.siteinfo import load_site_info
@@ -91,6 +93,38 @@ def test_site_info_from_java_server_is_its_siteinfo_json(java_server: JavaServer
 def test_qresolver_cli_reads_java_siteinfo_json(java_server: JavaServer) -> None:
     proc = run_cli("hdlserver.cli.qresolver", "TEST/hello", "--site", java_server.siteinfo)
     assert "https://www.handle.net/" in proc.stdout
+
+
+# Our hdl-qresolver's whole output, asked of either server: the same but for the port and value timestamps
+# (which differ: the Java server's records were loaded by its own loader, ours by hdl-loadjson, and
+# hdl-loadjson stamps values that have no timestamp with the current time).
+QRESOLVER_CASES: list[tuple[tuple[str, ...], int]] = [  # (arguments, exit status)
+    (("TEST/hello", "--udp"), 0), (("test/HELLO", "--tcp"), 0), (("TEST/mixed", "--tcp"), 0),
+    (("TEST/mixed", "--udp", "--type", "URL."), 0), (("TEST/many", "--udp"), 0), (("0.NA/TEST", "--tcp", "--json"), 0),
+    (("TEST/mixed", "--tcp", "--index", "3"), 1),  # 200: the only match is not public
+    (("TEST/does-not-exist", "--udp"), 1), (("OTHER/x", "--tcp"), 1),
+]
+_PER_SERVER = ((re.compile(r"127\.0\.0\.1:\d+"), "127.0.0.1:PORT"),
+               (re.compile(r" timestamp=(\S+ \S+Z|-)"), ""),  # "-": no timestamp
+               (re.compile(r',\n *"timestamp": "[^"]*"'), ""))
+
+
+def _qresolver_output(port: int, args: tuple[str, ...], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    status = qresolver.main([*args, "--server", f"127.0.0.1:{port}"])
+    out, err = capsys.readouterr()
+    for pattern, placeholder in _PER_SERVER:
+        out, err = pattern.sub(placeholder, out), pattern.sub(placeholder, err)
+    return status, out, err
+
+
+@pytest.mark.parametrize(("args", "status"), QRESOLVER_CASES, ids=["_".join(c[0]) for c in QRESOLVER_CASES])
+def test_qresolver_cli_prints_the_same_for_both_servers(java_server: JavaServer, hdl_server: ServerProcess,
+                                                        args: tuple[str, ...], status: int,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    ours = _qresolver_output(hdl_server.port, args, capsys)
+    java = _qresolver_output(java_server.port, args, capsys)
+    assert ours == java
+    assert ours[0] == status, ours
 
 
 # ---------------------------------------------------------------------------------------------------
