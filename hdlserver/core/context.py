@@ -19,6 +19,7 @@ from hdlserver.wire.site import ServerInfo, SiteInfo
 
 if TYPE_CHECKING:  # hdlserver.metrics uses this module
     from hdlserver.metrics import Metrics
+    from hdlserver.replication.mirror import Mirror
 
 TRANSPORT_UDP = "UDP"
 TRANSPORT_TCP = "TCP"
@@ -67,8 +68,8 @@ class ServerState:
     clock: Callable[[], float]
     stats: ServerStats = field(default_factory=ServerStats)
     metrics: Metrics | None = None  # the Prometheus registry when config.dct enables metrics (hdlserver.metrics)
-    # A running mirror's replication status (txnstat.dct text) for the dumps it serves (replication/mirror.py).
-    replication_status_text: Callable[[], str] | None = None
+    # The replication pull loop when this server replicates: its status() feeds metrics, dumps carry its state.
+    mirror: Mirror | None = None
 
     @property
     def primary(self) -> bool:

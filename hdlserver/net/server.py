@@ -22,7 +22,7 @@ from hdlserver.metrics import MeteredDispatcher, access_log, enable_metrics, sta
 from hdlserver.net.loop import loop_name
 from hdlserver.net.tcp import TcpConnections, TcpHandleProtocol
 from hdlserver.net.udp import UdpHandleProtocol
-from hdlserver.replication.task import start_mirror
+from hdlserver.replication.task import start_replication
 from hdlserver.wire.site import PROTO_HTTP, PROTO_TCP, PROTO_UDP
 
 log = logging.getLogger("hdlserver.server")
@@ -146,7 +146,7 @@ async def serve(state: ServerState, server_dir: Path, *, ready_file: Path | None
     with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):  # no SIGHUP on Windows
         loop.add_signal_handler(signal.SIGHUP, _hangup, on_hangup)
     running = await start_listeners(state)
-    mirror = start_mirror(state, server_dir)  # the replication pull loop, when this server replicates
+    replication = start_replication(state, server_dir)  # pull loop (mirrors), txn log pruning
     stop_file = server_dir / STOP_FILE
     stop_file.write_text("Delete this file to stop the handle server.\n", encoding="utf-8")
     if pid_file is not None:
@@ -168,8 +168,7 @@ async def serve(state: ServerState, server_dir: Path, *, ready_file: Path | None
     finally:
         log.info("stopping")
         running.close()
-        if mirror is not None:
-            await mirror.stop()
+        await replication.stop()
         for server in running.servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 5)

@@ -81,6 +81,12 @@ class SourceStatus:
     last_success_time: float | None = None
     needs_redump: bool = False
 
+    def last_error_free_round(self) -> int:
+        """Record a round that ended well; returns the transactions it applied."""
+        self.last_error = None
+        self.lag_txns = self.last_round_applied
+        return self.last_round_applied
+
     def lag_seconds(self, now: float) -> float | None:
         return None if self.last_timestamp_ms <= 0 else max(0.0, now - self.last_timestamp_ms / 1000.0)
 
@@ -223,20 +229,19 @@ class Mirror:
                                         receiver_hash_type=self.own_site.hash_option,
                                         num_servers=max(1, len(self.own_site.servers)),
                                         server_num=self.own_position)
-        applied = 0
+        status.last_round_applied = 0
         try:
             connection = self.fetch(server, OpCode.RETRIEVE_TXN_LOG, request, self.identity,
                                     self.config.replication_timeout_ms / 1000.0)
             try:
-                applied = self._consume(name, queue, status, read_txn_stream(connection.reader))
+                self._consume(name, queue, status, read_txn_stream(connection.reader))
             finally:
                 connection.close()
         except (HandleError, OSError, StorageError) as e:
             self._failed(status, queue, server, e)
-            return applied
-        status.last_error = None
+            return status.last_round_applied
+        applied = status.last_error_free_round()
         status.last_success_time = self.clock()
-        status.last_round_applied = status.lag_txns = applied
         log.log(logging.INFO if applied else logging.DEBUG,
                 "replication from %s (%s): %d transactions applied, now at txn %d, lag %.1f s", name,
                 server.address_text(), applied, queue.last_txn_id, status.lag_seconds(self.clock()) or 0.0)
@@ -255,8 +260,8 @@ class Mirror:
         log.error("replication from %s (%s) failed at txn %d: %s; the next round retries", status.queue,
                   server.address_text(), queue.last_txn_id, reason)
 
-    def _consume(self, name: str, queue: QueueState, status: SourceStatus, events: Iterator[object]) -> int:
-        applied = 0
+    def _consume(self, name: str, queue: QueueState, status: SourceStatus, events: Iterator[object]) -> None:
+        """Apply a stream's transactions one by one; ``status.last_round_applied`` counts them as they commit."""
         accept = self.config.replication_accept_prefixes
         for event in events:
             if isinstance(event, TxnStreamHead):
@@ -264,7 +269,7 @@ class Mirror:
                     status.needs_redump = True
                     log.error("replication source %s says this server NEEDS TO REDUMP (run hdl-dumpfromprimary); "
                               "nothing was applied", name)
-                    return 0
+                    return
                 status.needs_redump = False
             elif isinstance(event, TxnRecord):
                 if event.txn_id <= queue.last_txn_id:
@@ -274,7 +279,7 @@ class Mirror:
                 if accepts(event.handle, event.action, accept):
                     self.store.apply_replicated(name.encode(), event.txn_id, event.date_ms, event.action,
                                                 event.handle, event.values)
-                    applied += 1
+                    status.last_round_applied += 1
                 else:
                     log.info("replication from %s: txn %d for %s skipped (replication_accept_prefixes)", name,
                              event.txn_id, event.handle.decode("utf-8", "replace"))
@@ -286,7 +291,6 @@ class Mirror:
                     queue.last_timestamp = status.last_timestamp_ms = event.date_ms
                 status.last_txn_id = queue.last_txn_id
                 self.state.save(sync=not self.config.file_write_no_sync)
-        return applied
 
     def _redump_notice(self) -> None:
         path = self.server_dir / REDUMP_NOTICE_FILE

@@ -262,7 +262,7 @@ def dump_segments(state: ServerState, request: DumpHandlesRequest, now_ms: int) 
     start = request.starting_point
     kind = request.starting_point_type if start is not None else None
     if start is None:
-        status = state.replication_status_text() if state.replication_status_text is not None else None
+        status = state.mirror.status_text() if state.mirror is not None else None
         if status:
             yield streams.dump_other_site_info(status)
         if state.primary:

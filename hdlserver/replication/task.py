@@ -1,8 +1,9 @@
-"""The asyncio side of the mirror: run a pull round every ``replication_interval`` in a worker thread.
+"""The asyncio side of replication: a pull round every ``replication_interval`` and transaction-log pruning
+every hour, each in a worker thread.
 
-Started by net/server.py when the server replicates (``do_replication``; by default: not a primary, or
-multi-primary). Stopping waits for the round in progress (bounded by ``replication_timeout``) so the
-store is never closed under a write.
+Started by net/server.py: the pull loop when the server replicates (``do_replication``; by default: not a
+primary, or multi-primary), the pruner when ``txnlog_num_days_to_keep`` > 0. Stopping waits for the job in
+progress (bounded by ``replication_timeout``) so the store is never closed under a write.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from hdlserver.core.context import ServerState
@@ -20,6 +22,7 @@ from hdlserver.store.lmdb_store import LmdbStore
 log = logging.getLogger("hdlserver.replication")
 
 STOP_WAIT_SECONDS = 30.0
+PRUNE_INTERVAL_SECONDS = 3600.0
 
 
 def replicates(state: ServerState) -> bool:
@@ -39,9 +42,12 @@ def build_mirror(state: ServerState, server_dir: Path) -> Mirror:
                   fetch=open_stream, clock=state.clock)
 
 
-class MirrorTask:
-    def __init__(self, mirror: Mirror, interval_seconds: float) -> None:
-        self.mirror = mirror
+class PeriodicTask:
+    """Runs ``job`` in a worker thread, then waits ``interval`` seconds, until stopped."""
+
+    def __init__(self, name: str, job: Callable[[], object], interval_seconds: float) -> None:
+        self.name = name
+        self.job = job
         self.interval = interval_seconds
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -50,12 +56,12 @@ class MirrorTask:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
-        log.info("replication: pulling every %.1f s", self.interval)
+        log.info("%s: every %.1f s", self.name, self.interval)
         while not self._stop.is_set():
             try:
-                await asyncio.to_thread(self.mirror.run_round)
+                await asyncio.to_thread(self.job)
             except Exception:
-                log.exception("replication round failed")
+                log.exception("%s failed", self.name)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), self.interval)
 
@@ -65,15 +71,43 @@ class MirrorTask:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), STOP_WAIT_SECONDS)
             except TimeoutError:
-                log.warning("replication round still running after %.0f s at shutdown", STOP_WAIT_SECONDS)
+                log.warning("%s still running after %.0f s at shutdown", self.name, STOP_WAIT_SECONDS)
 
 
-def start_mirror(state: ServerState, server_dir: Path) -> MirrorTask | None:
-    """Start the pull loop if this server replicates; its status text then goes into the dumps it serves."""
-    if not replicates(state):
-        return None
-    mirror = build_mirror(state, server_dir)
-    state.replication_status_text = mirror.status_text
-    task = MirrorTask(mirror, state.settings.server.replication_interval_ms / 1000.0)
-    task.start()
-    return task
+class ReplicationTasks:
+    """The replication jobs of a running server: the pull loop and the transaction-log pruner."""
+
+    def __init__(self, tasks: list[PeriodicTask]) -> None:
+        self.tasks = tasks
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            await task.stop()
+
+
+def prune_job(store: LmdbStore, days: int, clock: Callable[[], float]) -> Callable[[], int]:
+    def prune() -> int:
+        deleted = store.prune_transactions(int((clock() - days * 86_400) * 1000))
+        if deleted:
+            log.info("transaction log: %d entries older than %d days pruned", deleted, days)
+        return deleted
+
+    return prune
+
+
+def start_replication(state: ServerState, server_dir: Path) -> ReplicationTasks:
+    """Start the pull loop if this server replicates (its status then goes into the dumps it serves and to
+    ``state.mirror`` for metrics), and the pruner when ``txnlog_num_days_to_keep`` is set."""
+    config = state.settings.server
+    tasks = []
+    if replicates(state):
+        mirror = build_mirror(state, server_dir)
+        state.mirror = mirror
+        tasks.append(PeriodicTask("replication pull", mirror.run_round, config.replication_interval_ms / 1000.0))
+    if config.enable_txn_queue and config.txnlog_num_days_to_keep > 0 and isinstance(state.store, LmdbStore):
+        tasks.append(PeriodicTask("transaction log pruning",
+                                  prune_job(state.store, config.txnlog_num_days_to_keep, state.clock),
+                                  PRUNE_INTERVAL_SECONDS))
+    for task in tasks:
+        task.start()
+    return ReplicationTasks(tasks)

@@ -610,6 +610,36 @@ class LmdbStore:
 
         return self._change(part, key, log, mutate)
 
+    def prune_transactions(self, older_than_ms: int) -> int:
+        """Delete log records dated before ``older_than_ms`` (``txnlog_num_days_to_keep``), oldest first and
+        stopping at the first newer one, keeping each partition's newest record so that ``last_txn_id``
+        never goes back; returns how many were deleted."""
+        deleted = 0
+        with self._writer():
+            for part in self._parts:
+                deleted += self._prune_partition(part, older_than_ms)
+        return deleted
+
+    @staticmethod
+    def _prune_partition(part: _Partition, older_than_ms: int) -> int:
+        newest = part.last_txn_id()
+        deleted = 0
+        while True:
+            doomed: list[bytes] = []
+            for t in part.scan(part.txns, decode_txn):
+                if t.date_ms >= older_than_ms or t.txn_id == newest or len(doomed) == _WRITE_BATCH:
+                    break
+                doomed.append(txn_key(t.txn_id))
+            if not doomed:
+                return deleted
+
+            def remove(txn: lmdb.Transaction, keys: list[bytes] = doomed) -> None:
+                for key in keys:
+                    txn.delete(key, db=part.txns)
+
+            part.write(remove)
+            deleted += len(doomed)
+
     # -- replication (a mirror applying pulled transactions; hdlserver/replication/mirror.py)
 
     def replication_mark(self, queue: bytes) -> tuple[int, int]:

@@ -1,0 +1,209 @@
+"""The mirror's rounds against a scripted source: applying, state, restarts, and every bad-input case.
+
+The source is a fake ``fetch`` returning prepared stream bytes (or raising), so each failure is exact:
+a refused request, a NEED_TO_REDUMP, a stream that is cut or badly signed mid-way, a transaction id that
+goes backwards, a prefix the mirror does not accept, and a mirror killed between two transactions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hdlserver.auth import keys
+from hdlserver.client.admin import SecretKeyIdentity
+from hdlserver.client.resolver import HandleResponseError
+from hdlserver.config.settings import ServerConfig
+from hdlserver.config.siteinfo import save_site_info_json
+from hdlserver.errors import ConfigError
+from hdlserver.replication import streams
+from hdlserver.replication.mirror import REDUMP_NOTICE_FILE, Mirror, ReplicationState
+from hdlserver.replication.puller import StreamConnection
+from hdlserver.replication.streams import SegmentReader, SegmentSigner, StreamMode
+from hdlserver.store.base import TXN_ADD_HANDLE, TXN_DELETE_HANDLE, TXN_HOME_NA, TXN_MODIFY_HANDLE
+from hdlserver.store.lmdb_store import LmdbStore, open_store
+from hdlserver.wire.bodies import RetrieveTxnLogRequest
+from hdlserver.wire.codes import ResponseCode
+from hdlserver.wire.site import Interface, ServerInfo, SiteInfo, address_from_text
+from hdlserver.wire.values import HandleValue, encode_value
+
+KEY = keys.generate_key_pair("RSA", 1024)
+SOURCE = SiteInfo(servers=(ServerInfo(1, address_from_text("127.0.0.1"), keys.public_key_to_bytes(KEY.public_key()),
+                                      (Interface(3, 1, 2641),)),))
+OWN_SITE = dataclasses.replace(SOURCE, primary=False)
+NOW = 1_800_000_000.0
+
+
+def url(text: str) -> HandleValue:
+    return HandleValue(1, b"URL", text.encode())
+
+
+def record(txn_id: int, handle: bytes, action: int, values: tuple[HandleValue, ...] = ()) -> bytes:
+    encoded = [encode_value(v) for v in values] if action in (TXN_ADD_HANDLE, TXN_MODIFY_HANDLE) else None
+    return streams.encode_txn_record(txn_id, handle, action, txn_id * 1000, encoded)
+
+
+def stream_bytes(*records: bytes, status: int = streams.STATUS_SENDING_TRANSACTIONS, end: int = 99_000) -> bytes:
+    signer = SegmentSigner(StreamMode.PK, KEY)
+    segments = [streams.txn_stream_head(1, status), *records, streams.txn_end(end)]
+    return b"".join(signer.segment(s) for s in segments)
+
+
+class FakeSource:
+    """``fetch`` for the Mirror: each call takes the next scripted answer (bytes of a PK stream, or an error)."""
+
+    def __init__(self) -> None:
+        self.answers: list[bytes | Exception] = []
+        self.requests: list[RetrieveTxnLogRequest] = []
+
+    def __call__(self, server: ServerInfo, opcode: int, body: object, identity: object,
+                 timeout: float) -> StreamConnection:
+        assert isinstance(body, RetrieveTxnLogRequest)
+        self.requests.append(body)
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        pos = 0
+
+        def read(n: int) -> bytes:
+            nonlocal pos
+            if pos + n > len(answer):
+                raise ConnectionError("connection closed by the server")
+            pos += n
+            return answer[pos - n : pos]
+
+        return StreamConnection(socket.socket(), SegmentReader(read, KEY.public_key()))
+
+
+@pytest.fixture
+def server_dir(tmp_path: Path) -> Path:
+    save_site_info_json(tmp_path / "txnsrcsv.json", SOURCE)
+    return tmp_path
+
+
+@pytest.fixture
+def store(server_dir: Path) -> Iterator[LmdbStore]:
+    with open_store(server_dir, case_sensitive=False, partitions=2, sync=False) as s:
+        yield s
+
+
+def make_mirror(server_dir: Path, store: LmdbStore, source: FakeSource, **config: object) -> Mirror:
+    settings = dataclasses.replace(ServerConfig(this_server_id=1), **config)  # type: ignore[arg-type]
+    return Mirror(server_dir=server_dir, config=settings, store=store, own_site=OWN_SITE, own_position=0,
+                  identity=SecretKeyIdentity(b"0.NA/TEST", 301, b"x"), fetch=source, clock=lambda: NOW)
+
+
+def saved_state(server_dir: Path) -> tuple[int, int]:
+    queue = ReplicationState.load(server_dir / "txnstat.dct").queue("sources", 0)
+    return queue.last_txn_id, queue.last_timestamp
+
+
+def test_a_round_applies_creates_changes_deletes_and_homes(server_dir: Path, store: LmdbStore) -> None:
+    source = FakeSource()
+    source.answers.append(stream_bytes(record(1, b"TEST/A", TXN_ADD_HANDLE, (url("a"),)),
+                                       record(2, b"TEST/B", TXN_ADD_HANDLE, (url("b"),)),
+                                       record(3, b"TEST/A", TXN_MODIFY_HANDLE, (url("a2"),)),
+                                       record(4, b"TEST/B", TXN_DELETE_HANDLE),
+                                       record(5, b"0.NA/TEST", TXN_HOME_NA)))
+    mirror = make_mirror(server_dir, store, source)
+    assert mirror.run_round() == 5
+    assert store.get_values(b"TEST/A") == (url("a2"),)
+    assert not store.exists(b"TEST/B") and store.is_homed(b"0.NA/TEST")
+    assert store.last_txn_id() == 0  # a mirror does not log what it applies
+    assert saved_state(server_dir) == (5, 99_000)
+    assert source.requests[0].last_txn_id == -1  # a fresh mirror asks from -1, as Java's does
+    (status,) = mirror.status()
+    assert (status.queue, status.last_txn_id, status.lag_txns, status.last_error) == ("0:sources", 5, 5, None)
+    assert status.lag_seconds(NOW) == pytest.approx(NOW - 99.0)
+
+
+def test_refused_request_is_logged_and_changes_nothing(server_dir: Path, store: LmdbStore,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    source = FakeSource()
+    source.answers.append(HandleResponseError(ResponseCode.INVALID_ADMIN, ""))
+    mirror = make_mirror(server_dir, store, source)
+    assert mirror.run_round() == 0
+    assert "refused by the source" in (mirror.status()[0].last_error or "")
+    assert "failed at txn -1" in caplog.text
+    assert store.count_handles() == 0 and not (server_dir / "txnstat.dct").exists()
+
+
+def test_need_to_redump_writes_the_notice_and_keeps_state(server_dir: Path, store: LmdbStore) -> None:
+    source = FakeSource()
+    source.answers += [stream_bytes(status=streams.STATUS_NEED_TO_REDUMP), stream_bytes()]
+    mirror = make_mirror(server_dir, store, source)
+    mirror.run_round()
+    assert (server_dir / REDUMP_NOTICE_FILE).exists() and mirror.status()[0].needs_redump
+    assert not (server_dir / "txnstat.dct").exists()
+    mirror.run_round()
+    assert not (server_dir / REDUMP_NOTICE_FILE).exists()
+
+
+def test_cut_stream_keeps_what_arrived_and_the_next_round_continues(server_dir: Path, store: LmdbStore) -> None:
+    full = stream_bytes(record(1, b"TEST/A", TXN_ADD_HANDLE, (url("a"),)),
+                        record(2, b"TEST/B", TXN_ADD_HANDLE, (url("b"),)))
+    cut = full[: full.index(b"TEST/B")]
+    source = FakeSource()
+    source.answers += [cut, stream_bytes(record(2, b"TEST/B", TXN_ADD_HANDLE, (url("b"),)))]
+    mirror = make_mirror(server_dir, store, source)
+    assert mirror.run_round() == 1
+    assert store.exists(b"TEST/A") and not store.exists(b"TEST/B")
+    assert "ConnectionError" in (mirror.status()[0].last_error or "")
+    assert mirror.run_round() == 1
+    assert source.requests[1].last_txn_id == 1
+    assert store.exists(b"TEST/B") and saved_state(server_dir)[0] == 2
+
+
+def test_bad_signature_mid_stream_applies_nothing_after_it(server_dir: Path, store: LmdbStore) -> None:
+    data = bytearray(stream_bytes(record(1, b"TEST/A", TXN_ADD_HANDLE, (url("a"),)),
+                                  record(2, b"TEST/B", TXN_ADD_HANDLE, (url("b"),))))
+    data[data.index(b"TEST/B") + 5] ^= 0x01
+    source = FakeSource()
+    source.answers.append(bytes(data))
+    mirror = make_mirror(server_dir, store, source)
+    mirror.run_round()
+    assert store.exists(b"TEST/A") and not store.exists(b"TEST/B") and not store.exists(b"TEST/C")
+    assert "does not verify" in (mirror.status()[0].last_error or "")
+
+
+def test_killed_mirror_restarts_after_its_last_applied_transaction(server_dir: Path, store: LmdbStore) -> None:
+    """The kill lands after txn 1's commit and before the round's txnstat.dct: the store's mark says 1."""
+    store.apply_replicated(b"0:sources", 1, 1000, TXN_ADD_HANDLE, b"TEST/A", (url("a"),))
+    source = FakeSource()
+    source.answers.append(stream_bytes(record(2, b"TEST/B", TXN_ADD_HANDLE, (url("b"),))))
+    mirror = make_mirror(server_dir, store, source)
+    assert mirror.run_round() == 1
+    assert (source.requests[0].last_txn_id, source.requests[0].last_query_date) == (1, 1000)
+
+
+def test_transaction_ids_that_go_backwards_are_not_applied_twice(server_dir: Path, store: LmdbStore,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    source = FakeSource()
+    source.answers += [stream_bytes(record(5, b"TEST/A", TXN_ADD_HANDLE, (url("a"),))),
+                       stream_bytes(record(3, b"TEST/A", TXN_ADD_HANDLE, (url("old"),)))]
+    mirror = make_mirror(server_dir, store, source)
+    mirror.run_round()
+    assert mirror.run_round() == 0
+    assert store.get_values(b"TEST/A") == (url("a"),)
+    assert "txn 3 is not after 5, already applied: skipped" in caplog.text
+
+
+def test_prefixes_the_mirror_does_not_accept_are_skipped_but_counted(server_dir: Path, store: LmdbStore) -> None:
+    source = FakeSource()
+    source.answers.append(stream_bytes(record(1, b"OTHER/X", TXN_ADD_HANDLE, (url("x"),)),
+                                       record(2, b"TEST/A", TXN_ADD_HANDLE, (url("a"),))))
+    mirror = make_mirror(server_dir, store, source, replication_accept_prefixes=("0.NA/TEST",))
+    assert mirror.run_round() == 1
+    assert not store.exists(b"OTHER/X") and store.exists(b"TEST/A")
+    assert saved_state(server_dir)[0] == 2
+
+
+def test_missing_sources_file_is_a_clear_error(tmp_path: Path, store: LmdbStore) -> None:
+    (tmp_path / "empty").mkdir()
+    mirror = make_mirror(tmp_path / "empty", store, FakeSource())
+    with pytest.raises(ConfigError, match=r"no replication source: neither txnsrcsv\.bin nor txnsrcsv\.json"):
+        mirror.run_round()
