@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -35,6 +36,7 @@ from hdlserver.http.rest_auth import (
     RestAuthenticator,
 )
 from hdlserver.http.rest_sessions import RestSessionTable
+from hdlserver.http.rest_sessions_api import RestSessionsApi
 from hdlserver.serverdir import open_server_state
 from hdlserver.wire.values import HandleValue
 
@@ -411,3 +413,53 @@ def test_lenient_base64_takes_both_alphabets_and_junk() -> None:
     assert lenient_base64("aGVs bG8*") == b"hello"
     assert lenient_base64("aGVsbG8x!") == b"hello1"
     assert lenient_base64("aGVsbG8xY") == b"hello1"  # a lone trailing character carries no byte
+
+
+# --- /api/sessions without sockets -------------------------------------------------------------------------
+
+
+def sessions_request(method: str, path: str, body: object = None, authorization: str | None = None) -> HttpRequest:
+    headers = [("content-type", "application/json")]
+    if authorization is not None:
+        headers.append(("authorization", authorization))
+    data = b"" if body is None else json.dumps(body).encode()
+    return HttpRequest(method, path, tuple(headers), data, "127.0.0.1", True, 0.0)
+
+
+def seckey_params(session_id: str | None, nonce: bytes, secret: bytes = SECRET) -> dict[str, str]:
+    cnonce = b"json cnonce"
+    params = {"id": "300:0.NA/TEST", "type": "HS_SECKEY", "cnonce": b64(cnonce), "alg": "HMAC-SHA1",
+              "signature": b64(secret_mac("HMAC-SHA1", secret, nonce, cnonce))}
+    return params if session_id is None else {"sessionId": session_id, **params}
+
+
+def test_opening_a_session_answers_201_even_when_credentials_sent_along_fail(auth: RestAuthenticator) -> None:
+    api = RestSessionsApi(auth)
+    failing = {"id": "300:0.NA/TEST", "type": "HS_SECKEY", "cnonce": "Y24=", "alg": "SHA1", "signature": "AAAA"}
+    answer, result = api.handle(sessions_request("POST", "/api/sessions", failing), "")
+    assert answer.status == 201 and answer.headers == [("Location", "/api/sessions/this")]
+    session = result.session
+    assert session is not None and not session.authenticated
+    assert answer.body == {"sessionId": session.session_id, "nonce": b64(session.nonce), "error": IDENTITY_NOT_VERIFIED}
+
+
+def test_an_authenticated_session_stays_so_when_a_later_attempt_fails(auth: RestAuthenticator) -> None:
+    api = RestSessionsApi(auth)
+    session_id, nonce = new_session_id(auth)
+    good, _ = api.handle(sessions_request("PUT", "/api/sessions/this", seckey_params(session_id, nonce)), "/this")
+    assert good.status == 200 and good.body["authenticated"] is True  # type: ignore[index]
+    bad, _ = api.handle(sessions_request("PUT", "/api/sessions/this", seckey_params(session_id, nonce, b"x")),
+                        "/this")
+    assert bad.status == 200
+    assert bad.body == {"sessionId": session_id, "nonce": b64(nonce), "authenticated": True, "id": "300:0.NA/TEST",
+                        "error": IDENTITY_NOT_VERIFIED}
+
+
+def test_header_parameters_win_over_body_parameters(auth: RestAuthenticator) -> None:
+    api = RestSessionsApi(auth)
+    session_id, nonce = new_session_id(auth)
+    wrong_in_body = seckey_params(session_id, nonce, b"wrong")
+    header = handle_header(session_id, "300:0.NA/TEST", "HS_SECKEY", "SHA1", b"h",
+                           secret_mac("SHA1", SECRET, nonce, b"h"))
+    answer, result = api.handle(sessions_request("POST", "/api/sessions/this", wrong_in_body, header), "/this")
+    assert answer.status == 200 and result.identity == (ADMIN, 300)
