@@ -27,9 +27,14 @@ TIMEOUT = 60
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def http_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, http_port: int) -> Iterator[ServerProcess]:
     directory = tmp_path_factory.mktemp("genericbatch") / "srv"
-    port = setup_server_dir(directory)
+    port = setup_server_dir(directory, extra=("--http-port", str(http_port)))
     proc = start_server(directory, port)
     yield proc
     proc.stop()
@@ -242,6 +247,13 @@ def test_home_and_unhome(server: ServerProcess, tmp_path: Path) -> None:
     with AdminClient(server.address, SecretKeyIdentity(b"0.NA/TEST", 300, b"secret")) as admin:
         homed = admin.list_homed_prefixes()
     assert b"0.NA/GBHOME" in homed and b"0.NA/GBHOME2" not in homed
+
+
+def test_home_with_site_information_over_http(server: ServerProcess, http_port: int, tmp_path: Path) -> None:
+    batch = write(tmp_path, f"{SECKEY_AUTH}\nHOME 127.0.0.1:{http_port}:http\n0.NA/GBHTTP\n\n")
+    proc = run_batch(batch, *target(server))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert log_lines(proc.stdout) == ["==>SUCCESS[5]: home/unhome:0.NA/GBHTTP"]
 
 
 def test_home_on_a_server_that_does_not_answer(server: ServerProcess, tmp_path: Path) -> None:

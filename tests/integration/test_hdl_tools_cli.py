@@ -45,9 +45,14 @@ class Run:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def http_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, http_port: int) -> Iterator[ServerProcess]:
     directory = tmp_path_factory.mktemp("tools") / "srv"
-    port = setup_server_dir(directory)
+    port = setup_server_dir(directory, extra=("--http-port", str(http_port)))
     proc = start_server(directory, port)
     yield proc
     proc.stop()
@@ -235,6 +240,13 @@ def test_convert_siteinfo_errors(tmp_path: Path) -> None:
     garbage.write_bytes(b"\x00\x01\x02")
     proc = tool("convert_siteinfo", garbage)
     assert proc.returncode == 1 and proc.stderr.startswith(f"error: {garbage}: not a valid binary site record")
+
+
+def test_getsiteinfo_falls_back_to_the_http_tunnel(server: ServerProcess, http_port: int, tmp_path: Path) -> None:
+    binary = tmp_path / "site.bin"
+    proc = tool("getsiteinfo", "127.0.0.1", str(http_port), binary)
+    assert proc.returncode == 0, proc.stderr
+    assert binary.read_bytes() == encode_site(load_site_info(server.directory))
 
 
 def test_getsiteinfo_unreachable(tmp_path: Path) -> None:
