@@ -39,12 +39,13 @@ from hdlserver.wire.handles import prefix_handle_of
 from hdlserver.wire.message import Message
 from hdlserver.wire.site import PROTO_TCP, SiteInfo, decode_site
 from hdlserver.wire.valuedata import HS_PUBKEY, HS_SITE
-from hdlserver.wire.values import HandleValue, has_type
+from hdlserver.wire.values import HandleValue
 
 log = logging.getLogger("hdlserver.auth")
 
 REMOTE_TIMEOUT = 5.0  # seconds for connecting to, and hearing back from, the identity's server
 CERTIFIED_FLAGS = JAVA_REQUEST_FLAGS | OpFlag.CT | OpFlag.RD
+SITE_TYPES = (HS_SITE, b"HS_SITE.6")  # exact bytes, as Java extracts site records (values.md 1.4)
 
 
 def _fail(identity: str, reason: str) -> ProtocolError:
@@ -85,7 +86,7 @@ class RemoteIdentities:
             raise _fail(self.identity, f"its prefix handle {prefix.decode('utf-8', 'replace')} is not held by "
                         "this server, so its site is unknown")
         for value in stored:
-            if has_type(value.type, HS_SITE):
+            if value.type in SITE_TYPES:
                 try:
                     return decode_site(value.data)
                 except DecodeError:
