@@ -4,6 +4,9 @@ of finding the server. Each test checks the store afterwards with a resolver."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import pty
 import subprocess
 import sys
 import time
@@ -324,3 +327,25 @@ def test_usesession_0_answers_a_challenge_per_request(server: ServerProcess, tmp
     assert run_batch(batch, *target(server)).returncode == 0
     codes = access_log_codes(server, "gb-nosess-", 4)
     assert codes == [("100", "402"), ("100", "1"), ("100", "402"), ("100", "1")], codes
+
+
+def test_progress_line_on_a_terminal(server: ServerProcess, tmp_path: Path) -> None:
+    ops = "".join(f"DELETE TEST/gb-progress-{i}\n" for i in range(3))
+    batch = write(tmp_path, f"{SECKEY_AUTH}\n{ops}")
+    controller, terminal = pty.openpty()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "hdlserver.cli.genericbatch", str(batch), *target(server)],
+                              stdout=subprocess.PIPE, stderr=terminal, text=True, timeout=TIMEOUT)
+        os.close(terminal)
+        terminal = -1
+        seen = b""
+        with contextlib.suppress(OSError):  # EIO once everything written to the terminal has been read
+            while chunk := os.read(controller, 4096):
+                seen += chunk
+    finally:
+        os.close(controller)
+        if terminal >= 0:
+            os.close(terminal)
+    assert proc.returncode == 1  # the handles do not exist
+    assert b"\r[3/3] 100% " in seen and b"ops/s" in seen
+    assert "\r" not in proc.stdout  # the log itself never carries the progress line
