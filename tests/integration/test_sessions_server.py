@@ -38,6 +38,7 @@ from hdlserver.wire.bodies import (
     ResolutionRequest,
     ResolutionResponse,
     SessionSetupRequest,
+    SessionTerminateRequest,
 )
 from hdlserver.wire.codes import OpCode, OpFlag, ResponseCode
 from hdlserver.wire.envelope import ENVELOPE_SIZE, decode_envelope, encode_envelope
@@ -268,3 +269,22 @@ def test_dh_value_out_of_range_over_udp_is_501(server: ServerProcess) -> None:
     assert msg.header.response_code == ResponseCode.SESSION_FAILED
     assert error_text(msg) == "Error encoding public session key"
     assert resolve(server, "TEST/hello")  # still serving
+
+
+def test_admin_client_sets_up_a_new_session_when_the_server_forgot_it(server: ServerProcess,
+                                                                     server_key: keys.PublicKey) -> None:
+    with AdminClient(server.address, ADMIN, session=True, server_key=server_key) as admin:
+        admin.create_handle(fresh("before"), [ADMIN_VALUE])
+        old = admin.session
+        assert old is not None
+        conn = Connection(server, replace(old))  # another holder of the key ends the session behind its back
+        try:
+            terminate = build_request(OpCode.SESSION_TERMINATE, SessionTerminateRequest(b"/"), FLAGS)
+            assert conn.ask(conn.session.seal(terminate, counter=old.counter + 100)).header.response_code == \
+                ResponseCode.SUCCESS
+        finally:
+            conn.close()
+        handle = fresh("after-forgotten")
+        admin.create_handle(handle, [ADMIN_VALUE])  # RC 500, then one new session, as Java clients do
+        assert admin.session is not None and admin.session.session_id != old.session_id
+    assert exists(server, handle)
