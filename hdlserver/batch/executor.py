@@ -91,7 +91,7 @@ class SessionChoice:
     timeout: int | None = None  # seconds; None: the Java client default
 
 
-ClientFactory = Callable[[Address, Identity, SessionChoice, "keys.PublicKey | None"], AdminClient]
+ClientFactory = Callable[[Address, Identity, SessionChoice, keys.PublicKey | None], AdminClient]
 KeyLoader = Callable[[str, bytes | None], keys.PrivateKey]
 SiteFetcher = Callable[[str, int, str], SiteInfo]
 
@@ -123,6 +123,11 @@ def server_key_of(site: SiteInfo | None, address: Address) -> keys.PublicKey | N
 
 
 class BatchExecutor:
+    """Runs batch items one by one; ``report`` gets every outcome as it happens, ``summary`` the totals.
+
+    The collaborators that do I/O (admin clients, key files, site information) are injected, so the
+    executor's rules can be tested without sockets."""
+
     def __init__(self, router: Router, *, report: Callable[[Outcome], None],
                  fetch_site_info: SiteFetcher, client_factory: ClientFactory = new_admin_client,
                  load_key: KeyLoader = keys.load_private_key, clock: Callable[[], float] = time.perf_counter,
