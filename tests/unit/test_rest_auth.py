@@ -17,6 +17,8 @@ from urllib.parse import quote
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ed25519, padding, rsa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from servers import setup_server_dir
 
 from hdlserver.auth import keys
@@ -463,3 +465,26 @@ def test_header_parameters_win_over_body_parameters(auth: RestAuthenticator) -> 
                            secret_mac("SHA1", SECRET, nonce, b"h"))
     answer, result = api.handle(sessions_request("POST", "/api/sessions/this", wrong_in_body, header), "/this")
     assert answer.status == 200 and result.identity == (ADMIN, 300)
+
+
+# --- hostile headers ----------------------------------------------------------------------------------------
+
+_PARAMETER_NAMES = st.sampled_from(["version", "sessionId", "id", "cnonce", "type", "alg", "signature", "salt",
+                                    "iterations", "length", "SESSIONID", "x"])
+_VALUES = st.one_of(st.text(max_size=40), st.sampled_from(["HS_SECKEY", "HS_PUBKEY", "SHA1", "PBKDF2-HMAC-SHA1",
+                                                             "300%3A0.NA%2FTEST", "%ff%fe", "0", "2147483648"]))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(
+    st.text(max_size=200),
+    st.builds(lambda pairs: "Handle " + ", ".join(f'{k}="{v}"' for k, v in pairs),
+              st.lists(st.tuples(_PARAMETER_NAMES, _VALUES), max_size=10)),
+    st.builds(lambda raw: "Basic " + base64.b64encode(raw).decode(), st.binary(max_size=60)),
+))
+def test_any_authorization_header_gives_an_answer_never_an_exception(auth: RestAuthenticator,
+                                                                      authorization: str) -> None:
+    result = auth(tls_request(authorization))
+    assert isinstance(result, Authentication)
+    assert result.identity is None  # random bytes do not prove knowledge of a key
+    assert auth.handle_challenge(result, tls_request(authorization)).startswith("Handle sessionId=")
