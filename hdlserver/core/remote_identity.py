@@ -1,28 +1,33 @@
 """Verifying identities whose handles another server is responsible for (auth.md 5, steps 1.2 and 2.1).
 
 A secret-key answer is sent as a VERIFY_CHALLENGE (201) to the identity's responsible server; for a
-public-key answer the identity's HS_PUBKEY values are fetched from it by a certified resolution. Both
-requests ask for CT and RD, and the answer must carry the request's digest and a signature by the
-server's key from its HS_SITE record, as the Java client checks.
+public-key answer the identity's HS_PUBKEY values are fetched from it by a certified resolution. Every
+request asks for CT and RD, and the answer must carry the request's digest and a signature by the
+answering server's key from its HS_SITE record, as the Java client checks.
 
-The identity's site comes from the HS_SITE values of its prefix handle ``0.NA/<prefix>``, which this
-server must hold itself (it homes ``0.NA/0.NA``, or the prefix handle is otherwise served here). Every
-failure is RC 406 with a message that names the identity and the reason.
+The identity's site is found as the Java client finds it: the HS_SITE values of its prefix handle
+``0.NA/<prefix>``, read from the local store when this server is responsible for that handle (it homes
+``0.NA/0.NA``), otherwise resolved at the root site; identities that are prefix handles themselves
+(``0.NA/<prefix>``, the usual administrator of a prefix) live at the root site. The root site is the
+internal client's ``root_info`` file, ``~/.handle/root_info`` (binary or JSON site record), as for Java.
+Every failure is RC 406 with a message that names the identity and the reason.
 
-The exchange is a blocking TCP round trip bounded by ``REMOTE_TIMEOUT``; it runs only for identities that
-are not homed here, which administrators of this server normally are.
+Each exchange is a blocking TCP round trip bounded by ``REMOTE_TIMEOUT``; it runs only for identities that
+are not homed here and that an HS_ADMIN or server list names (permission is checked first).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
 from hdlserver.auth import keys
 from hdlserver.client.resolver import JAVA_REQUEST_FLAGS, build_request, decode_answer
 from hdlserver.client.transport import ClientTimeout, tcp_exchange
+from hdlserver.config.siteinfo import read_site_info_file
 from hdlserver.core.homed import HomedPrefixes
-from hdlserver.errors import DecodeError, HandleError, ProtocolError
+from hdlserver.errors import ConfigError, DecodeError, HandleError, ProtocolError
 from hdlserver.store.base import Store
 from hdlserver.wire.bodies import (
     ErrorBody,
@@ -35,7 +40,7 @@ from hdlserver.wire.codes import OpCode, OpFlag, ResponseCode
 from hdlserver.wire.credential import HS_SIGNED, signed_prefix
 from hdlserver.wire.digest import request_digest
 from hdlserver.wire.envelope import decode_envelope
-from hdlserver.wire.handles import prefix_handle_of
+from hdlserver.wire.handles import ROOT_PREFIX_HANDLE, prefix_handle_of
 from hdlserver.wire.message import Message
 from hdlserver.wire.site import PROTO_TCP, SiteInfo, decode_site
 from hdlserver.wire.valuedata import HS_PUBKEY, HS_SITE
@@ -80,12 +85,21 @@ class RemoteIdentities:
         return answer.body.values
 
     def site(self) -> SiteInfo:
+        """The site of the identity handle's prefix (see the module docstring)."""
         prefix = prefix_handle_of(self.handle)
-        stored = self.store.get_values(prefix) if self.homed.serves(prefix) else None
-        if stored is None:
-            raise _fail(self.identity, f"its prefix handle {prefix.decode('utf-8', 'replace')} is not held by "
-                        "this server, so its site is unknown")
-        for value in stored:
+        if self.homed.serves(prefix):
+            return self._site_in(prefix, self.store.get_values(prefix) or ())
+        root = self._root_site()
+        if prefix == ROOT_PREFIX_HANDLE:
+            return root
+        answer = self._certified_at(root, prefix, OpCode.RESOLUTION, ResolutionRequest(prefix, (), SITE_TYPES),
+                                    who="the root server")
+        if not isinstance(answer.body, ResolutionResponse):
+            raise _fail(self.identity, "the root site sent a malformed resolution answer")
+        return self._site_in(prefix, answer.body.values)
+
+    def _site_in(self, prefix: bytes, values: Sequence[HandleValue]) -> SiteInfo:
+        for value in values:
             if value.type in SITE_TYPES:
                 try:
                     return decode_site(value.data)
@@ -93,16 +107,29 @@ class RemoteIdentities:
                     continue
         raise _fail(self.identity, f"{prefix.decode('utf-8', 'replace')} has no usable HS_SITE value")
 
-    def _certified(self, opcode: int, body: object) -> Message:
-        """Send one certified request to the identity's responsible server and check its signed answer."""
-        site = self.site()
+    def _root_site(self) -> SiteInfo:
+        path = root_info_path()
+        if not path.exists():
+            raise _fail(self.identity, f"this server does not hold {prefix_handle_of(self.handle).decode()} and "
+                        f"has no root site to resolve it ({path} does not exist)")
         try:
-            server = site.responsible_server(self.handle)
+            return read_site_info_file(path)
+        except ConfigError as exc:
+            raise _fail(self.identity, f"the root site file is unusable: {exc}") from None
+
+    def _certified(self, opcode: int, body: object) -> Message:
+        return self._certified_at(self.site(), self.handle, opcode, body)
+
+    def _certified_at(self, site: SiteInfo, handle: bytes, opcode: int, body: object, *,
+                      who: str = "its server") -> Message:
+        """Send one certified request about ``handle`` to its server in ``site``; check the signed answer."""
+        try:
+            server = site.responsible_server(handle)
         except ValueError:
-            raise _fail(self.identity, "its site lists no servers") from None
+            raise _fail(self.identity, f"the site for {handle.decode('utf-8', 'replace')} lists no servers") from None
         port = next((i.port for i in server.interfaces if i.protocol == PROTO_TCP), None)
         if port is None:
-            raise _fail(self.identity, "its server has no TCP interface")
+            raise _fail(self.identity, f"{who} has no TCP interface")
         address = (server.address_text(), port)
         where = f"{address[0]}:{address[1]}"
         request = build_request(opcode, body, CERTIFIED_FLAGS)
@@ -110,14 +137,14 @@ class RemoteIdentities:
             raw = tcp_exchange(address, request, REMOTE_TIMEOUT)[0]
             answer = decode_answer(raw)
         except (ClientTimeout, OSError) as exc:
-            raise _fail(self.identity, f"its server {where} did not answer within {REMOTE_TIMEOUT:g} s "
+            raise _fail(self.identity, f"{who} {where} did not answer within {REMOTE_TIMEOUT:g} s "
                         f"({exc})") from None
         except HandleError as exc:
-            raise _fail(self.identity, f"its server {where} sent an undecodable answer ({exc})") from None
+            raise _fail(self.identity, f"{who} {where} sent an undecodable answer ({exc})") from None
         if answer.header.response_code != ResponseCode.SUCCESS:
             text = answer.body.message.decode("utf-8", "replace") if isinstance(answer.body, ErrorBody) else ""
             code = answer.header.response_code
-            raise _fail(self.identity, f"its server {where} answered RC {code} {ResponseCode.name_of(code)}"
+            raise _fail(self.identity, f"{who} {where} answered RC {code} {ResponseCode.name_of(code)}"
                         + (f": {text}" if text else ""))
         self._check_signed(request, raw, answer, server.public_key, where)
         return answer
@@ -136,3 +163,8 @@ class RemoteIdentities:
         prefix = signed_prefix(env.version, env.suggested, env.session_id, env.request_id, cred.signer_index)
         if not keys.verify(key, cred.signature, prefix + answer.header_body, cred.digest_alg):
             raise _fail(self.identity, f"the signature of {where}'s answer does not verify with its HS_SITE key")
+
+
+def root_info_path() -> Path:
+    """Where the internal client's root site record is, as for Java's server (server.md 1)."""
+    return Path.home() / ".handle" / "root_info"

@@ -132,7 +132,7 @@ def test_wrong_remote_proof_is_403(servers: tuple[ServerProcess, ServerProcess],
 
 @pytest.mark.parametrize("identity,reason", [
     (DEAD_SEC, "did not answer within"),
-    (NOSITE_SEC, "its prefix handle 0.NA/NOSITE is not held by this server"),
+    (NOSITE_SEC, "0.NA/NOSITE has no usable HS_SITE value"),
     (FAKE_SEC, "does not verify with its HS_SITE key"),
 ], ids=["unreachable", "no-site", "wrong-site-key"])
 def test_unverifiable_remote_identity_is_406(servers: tuple[ServerProcess, ServerProcess], identity: Identity,
