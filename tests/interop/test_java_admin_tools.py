@@ -26,6 +26,9 @@ pytestmark = pytest.mark.interop
 
 LIST_PREFIX = "TEST.LIST"  # homed for these tests only, so that no other test's handles are listed
 LIST_COUNT = 2 * NAMES_PER_PART + 7  # three LIST_HANDLES answer parts
+# Prefixes homed for these tests and how many handles each holds: a long listing, one exactly one part
+# long (no empty trailing part, as Java), an empty one (one empty part).
+LISTINGS = {LIST_PREFIX: LIST_COUNT, "TEST.FULL": NAMES_PER_PART, "TEST.EMPTY": 0}
 KEPT = "TEST/admin-tools-kept"  # what the refused requests try to delete
 
 
@@ -44,17 +47,24 @@ def assert_same_output(runs: dict[str, JavaRun], *, any_line_order: bool = False
 
 
 @pytest.fixture(scope="module")
-def listed_names(admin_targets: dict[str, AdminTarget]) -> list[str]:
-    """``LIST_COUNT`` handles under the homed prefix ``LIST_PREFIX`` on both servers, and ``KEPT``; the
-    listed names as the servers store them (upper-cased)."""
-    names = [f"{LIST_PREFIX}/item-{i:03d}" for i in range(LIST_COUNT)]
+def listed_prefixes(admin_targets: dict[str, AdminTarget]) -> dict[str, list[str]]:
+    """On both servers: the homed prefixes of ``LISTINGS`` with that many handles each, and ``KEPT``. For
+    each prefix, the names a listing gives, as the servers store them (upper-cased)."""
+    listings = {prefix: [f"{prefix}/item-{i:03d}" for i in range(count)] for prefix, count in LISTINGS.items()}
     for target in admin_targets.values():
         with target.secret_admin() as admin:
-            admin.home_prefix(f"0.NA/{LIST_PREFIX}")
-            for name in names:
-                admin.create_handle(name, [url_value(name)])
+            for prefix, names in listings.items():
+                admin.home_prefix(f"0.NA/{prefix}")
+                for name in names:
+                    admin.create_handle(name, [url_value(name)])
             admin.create_handle(KEPT, [url_value(KEPT)])
-    return sorted(ascii_upper(n) for n in names)
+    return {prefix: sorted(ascii_upper(n) for n in names) for prefix, names in listings.items()}
+
+
+@pytest.fixture(scope="module")
+def listed_names(listed_prefixes: dict[str, list[str]]) -> list[str]:
+    """What listing ``LIST_PREFIX`` gives."""
+    return listed_prefixes[LIST_PREFIX]
 
 
 @pytest.fixture(scope="module")
@@ -91,18 +101,39 @@ def test_hdl_list_prints_every_part_of_a_long_listing(admin_targets: dict[str, A
     assert_same_output(runs, any_line_order=True)
 
 
+@pytest.mark.parametrize(("prefix", "parts"), [
+    (LIST_PREFIX, [(NAMES_PER_PART, True), (NAMES_PER_PART, True), (LIST_COUNT - 2 * NAMES_PER_PART, False)]),
+    ("TEST.FULL", [(NAMES_PER_PART, False)]),
+    ("TEST.EMPTY", [(0, False)]),
+])
 def test_listing_comes_in_the_same_parts_from_both_servers(admin_targets: dict[str, AdminTarget],
-                                                           listed_names: list[str]) -> None:
+                                                           listed_prefixes: dict[str, list[str]], prefix: str,
+                                                           parts: list[tuple[int, bool]]) -> None:
     """Our client library reads the multi-part answer alike from both: 50 names a part, CN on all but the last."""
-    parts = {}
+    seen = {}
     for name, target in admin_targets.items():
         with target.secret_admin() as admin:
-            result = admin.request(OpCode.LIST_HANDLES, ListHandlesRequest(f"0.NA/{LIST_PREFIX}".encode()))
+            result = admin.request(OpCode.LIST_HANDLES, ListHandlesRequest(f"0.NA/{prefix}".encode()))
         bodies = [m.body for m in result.messages]
         assert all(isinstance(b, ListHandlesResponse) for b in bodies), bodies
-        assert sorted(h.decode() for b in bodies for h in b.handles) == listed_names, name
-        parts[name] = [(len(m.body.handles), bool(m.header.flags & OpFlag.CN)) for m in result.messages]
-    assert parts["ours"] == parts["java"] == [(NAMES_PER_PART, True), (NAMES_PER_PART, True), (7, False)]
+        assert sorted(h.decode() for b in bodies for h in b.handles) == listed_prefixes[prefix], name
+        seen[name] = [(len(m.body.handles), bool(m.header.flags & OpFlag.CN)) for m in result.messages]
+    assert seen["ours"] == seen["java"] == parts
+
+
+def test_hdl_list_with_values_prints_the_same_for_both_servers(admin_targets: dict[str, AdminTarget],
+                                                               listed_prefixes: dict[str, list[str]]) -> None:
+    """``hdl-list -s`` resolves every listed handle and prints its values: the same blocks from both."""
+    runs = {name: run_java("hdl-list", "-s", "0.NA/TEST", "301", target.admin_key, "TEST.FULL",
+                           config_dir=target.client_dir) for name, target in admin_targets.items()}
+    blocks = {}
+    for name, run in runs.items():
+        assert run.returncode == 0, run.describe()
+        blocks[name] = sorted(block.strip() for block in run.stdout.split("\n\n") if block.strip())
+        assert [b.splitlines()[0] for b in blocks[name]] == listed_prefixes["TEST.FULL"], run.describe()
+        assert 'index=1 type=URL rwr- "http://example.org/TEST.FULL/item-000"' in run.stdout, run.describe()
+    assert blocks["ours"] == blocks["java"], \
+        f"=== hdlserver ===\n{runs['ours'].describe()}\n=== the Java server ===\n{runs['java'].describe()}"
 
 
 # (prefix, identity, key): "admin" is admpriv.bin, the key of 301:0.NA/TEST; "wrong" belongs to nobody.
