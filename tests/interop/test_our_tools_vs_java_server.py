@@ -18,8 +18,9 @@ import pytest
 from java import AdminTarget, JavaServer, comparable_answer, exchange, without_timestamp
 from servers import ServerProcess, run_cli
 
+from hdlserver.auth import keys
 from hdlserver.cli import qresolver
-from hdlserver.client.admin import AdminClient, SecretKeyIdentity
+from hdlserver.client.admin import AdminClient, Identity, PublicKeyIdentity, SecretKeyIdentity
 from hdlserver.client.resolver import JAVA_REQUEST_FLAGS, HandleResponseError, Resolver, build_request
 from hdlserver.config.siteinfo import load_site_info
 from hdlserver.jsonform.values_json import value_from_json, values_from_json
@@ -260,11 +261,19 @@ def test_admin_client_flow_is_the_same_on_both_servers(admin_targets: dict[str, 
                      "add-to-missing": ResponseCode.HANDLE_NOT_FOUND}
 
 
-def test_admin_client_with_wrong_secret_is_refused_by_both(admin_targets: dict[str, AdminTarget]) -> None:
+WRONG_IDENTITIES: dict[str, Callable[[], Identity]] = {
+    "wrong-secret": lambda: SecretKeyIdentity(b"0.NA/TEST", 300, b"not the secret"),
+    "wrong-key": lambda: PublicKeyIdentity(b"0.NA/TEST", 301, keys.generate_key_pair("RSA", 2048)),
+}
+
+
+@pytest.mark.parametrize("identity", WRONG_IDENTITIES)
+def test_admin_client_with_wrong_credentials_is_refused_by_both(admin_targets: dict[str, AdminTarget],
+                                                                identity: str) -> None:
     outcomes = {}
     for name, address in ((t.name, t.address) for t in admin_targets.values()):
         before = resolver(address, "tcp").resolve("TEST/hello").values
-        with AdminClient(address, SecretKeyIdentity(b"0.NA/TEST", 300, b"not the secret")) as admin:
+        with AdminClient(address, WRONG_IDENTITIES[identity]()) as admin:
             with pytest.raises(HandleResponseError) as err:
                 admin.delete_handle("TEST/hello")
             outcomes[name] = err.value.response_code
