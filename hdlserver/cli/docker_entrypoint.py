@@ -8,7 +8,8 @@
 The server directory is ``$HDL_SERVER_DIR`` (``/srv/handle`` in the image, a volume). On the first start
 it has no ``config.dct`` and is created from the ``HDL_*`` variables below, without questions; on later
 starts it is used as it is and the first-start variables are ignored (a note says so), so a restarted or
-upgraded container keeps its keys, configuration and handles.
+upgraded container keeps its keys, configuration and handles. An HDL_PREFIX that the directory does not serve
+is an error, not a note: it means the wrong volume.
 
 First start (``*_FILE`` variants read the value from a file, e.g. a Docker secret):
   HDL_PREFIX             required: the prefix(es) to home, e.g. ``20.500.12345`` (comma/space separated)
@@ -21,6 +22,7 @@ First start (``*_FILE`` variants read the value from a file, e.g. a Docker secre
   HDL_PORT               UDP and TCP port, bound and advertised (default 2641)
   HDL_HTTP_PORT          HTTP interface port (default 8000; ``off`` for none)
   HDL_PARTITIONS         LMDB partitions of the store (default 4; fixed once created)
+  HDL_METRICS            yes: answer GET /metrics (Prometheus) on the HTTP interface (default no)
   HDL_SERVER_ID, HDL_DESCRIPTION, HDL_CASE_SENSITIVE (yes/no), HDL_SAMPLE_HANDLE (yes/no)
 Every start:
   HDL_SERVER_PASSPHRASE[_FILE]  passphrase of privkey.bin (on the first start: encrypt it with this)
@@ -34,13 +36,15 @@ from __future__ import annotations
 import os
 import re
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hdlserver.cli.common import fail
 from hdlserver.cli.server import main as server_main
 from hdlserver.client.resolver import HandleResponseError, Resolver
-from hdlserver.config.settings import load_settings
+from hdlserver.config.dct import format_dct, load_dct
+from hdlserver.config.settings import CONFIG_FILE_NAME, load_settings
 from hdlserver.errors import HandleError
 from hdlserver.setup import SetupOptions, read_admin_public_key, setup_server_dir
 from hdlserver.wire.handles import NA_PREFIX, to_prefix_handle
@@ -55,7 +59,7 @@ PASSPHRASE_ENV = "HDL_SERVER_PASSPHRASE"  # also what hdl-server itself reads (h
 FIRST_START_VARIABLES = ("HDL_PREFIX", "HDL_PUBLIC_ADDRESS", "HDL_ADMIN_SECRET", "HDL_ADMIN_SECRET_FILE",
                          "HDL_ADMIN_PUBKEY", "HDL_ADMIN_PUBKEY_FILE", "HDL_BIND_ADDRESS", "HDL_PORT",
                          "HDL_HTTP_PORT", "HDL_PARTITIONS", "HDL_SERVER_ID", "HDL_DESCRIPTION",
-                         "HDL_CASE_SENSITIVE", "HDL_SAMPLE_HANDLE")
+                         "HDL_CASE_SENSITIVE", "HDL_SAMPLE_HANDLE", "HDL_METRICS")
 _YES = ("yes", "y", "true", "1", "on")
 _NO = ("no", "n", "false", "0", "off")
 
@@ -136,10 +140,14 @@ def server_dir_of(environ: dict[str, str]) -> Path:
     return Path(environ.get("HDL_SERVER_DIR") or DEFAULT_SERVER_DIR)
 
 
+def prefixes_of(env: _Env) -> list[str]:
+    return (env.text("HDL_PREFIX") or "").replace(",", " ").split()
+
+
 def setup_options_from_env(environ: dict[str, str]) -> SetupOptions:
     """The ``SetupOptions`` the variables ask for; ``EnvError`` listing every missing or bad variable."""
     env = _Env(environ)
-    prefixes = (env.text("HDL_PREFIX") or "").replace(",", " ").split()
+    prefixes = prefixes_of(env)
     if not prefixes:
         env.problems.append("HDL_PREFIX is required: the prefix to home, e.g. 20.500.12345")
     public_address = (env.text("HDL_PUBLIC_ADDRESS") or "").strip()
@@ -168,6 +176,8 @@ def setup_options_from_env(environ: dict[str, str]) -> SetupOptions:
     http_port = None if http_text in _NO else env.integer("HDL_HTTP_PORT", DEFAULT_HTTP_PORT, 1, 65535)
     if http_port is not None and http_port == port:
         env.problems.append(f"HDL_HTTP_PORT and HDL_PORT are both {port}")
+    if env.flag("HDL_METRICS", False) and http_port is None:
+        env.problems.append("HDL_METRICS=yes serves /metrics on the HTTP interface, but HDL_HTTP_PORT is off")
     options = SetupOptions(
         server_dir=server_dir_of(environ), prefixes=prefixes, bind_address=bind_address,
         public_address=public_address, port=port, http_port=http_port,
@@ -185,10 +195,41 @@ def setup_options_from_env(environ: dict[str, str]) -> SetupOptions:
     return options
 
 
+def check_existing(environ: dict[str, str], server_dir: Path) -> None:
+    """EnvError when HDL_PREFIX names a prefix the existing directory does not serve (the wrong volume)."""
+    env = _Env(environ)
+    wanted = prefixes_of(env)
+    if not wanted:
+        return
+    try:
+        settings = load_settings(server_dir)
+    except (HandleError, OSError):
+        return  # hdl-server reports an unreadable configuration with its file and line
+    served = {to_prefix_handle(p.encode("utf-8")) for p in settings.server.auto_homed_prefixes}
+    foreign = [p for p in wanted if to_prefix_handle(p.encode("utf-8")) not in served]
+    if foreign:
+        own = sorted(h.decode("utf-8", "replace") for h in served if h != NA_PREFIX + b"0.NA")
+        serves = ", ".join(own) or "no prefix"
+        raise EnvError([f"HDL_PREFIX names {', '.join(foreign)}, but {server_dir} was initialised for {serves}: "
+                        f"mount the volume of that prefix, or unset HDL_PREFIX to serve this one"])
+
+
+def enable_metrics_in_config(server_dir: Path) -> None:
+    """Set ``server_config.enable_metrics = yes`` in a config.dct just written (replaced atomically)."""
+    path = server_dir / CONFIG_FILE_NAME
+    config = load_dct(path)
+    config["server_config"]["enable_metrics"] = "yes"  # type: ignore[index]
+    fd, temporary = tempfile.mkstemp(prefix=".config.", dir=server_dir)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(format_dct(config))
+    os.replace(temporary, path)
+
+
 def initialise(environ: dict[str, str]) -> bool:
     """Create the server directory from the variables unless it exists; returns whether it was created."""
     server_dir = server_dir_of(environ)
     if (server_dir / "config.dct").exists():
+        check_existing(environ, server_dir)
         ignored = [name for name in FIRST_START_VARIABLES if environ.get(name)]
         if ignored:
             print(f"{PROG}: {server_dir} is already initialised; ignoring the first-start settings "
@@ -196,6 +237,8 @@ def initialise(environ: dict[str, str]) -> bool:
         return False
     options = setup_options_from_env(environ)
     result = setup_server_dir(options)
+    if _Env(environ).flag("HDL_METRICS", False):
+        enable_metrics_in_config(server_dir)
     print(f"{PROG}: initialised {result.server_dir}: prefixes {', '.join(result.prefix_handles)}, "
           f"administrators {', '.join(result.admin_identities)}, advertised at {options.public_address} "
           f"port {options.port}", file=sys.stderr, flush=True)
@@ -203,22 +246,30 @@ def initialise(environ: dict[str, str]) -> bool:
 
 
 def _server_argv(environ: dict[str, str], extra: list[str]) -> list[str]:
+    """hdl-server's arguments from the every-start variables; EnvError for a bad or contradictory one."""
+    env = _Env(environ)
     argv = [str(server_dir_of(environ))]
-    if _Env(environ).flag("HDL_LOG_STDOUT", True):
+    if env.flag("HDL_LOG_STDOUT", True):
         argv.append("--log-stdout")
-    if environ.get(f"{PASSPHRASE_ENV}_FILE"):
-        argv += ["--passphrase-file", environ[f"{PASSPHRASE_ENV}_FILE"]]
+    passphrase_file = environ.get(f"{PASSPHRASE_ENV}_FILE")
+    if passphrase_file and environ.get(PASSPHRASE_ENV):
+        env.problems.append(f"{PASSPHRASE_ENV} and {PASSPHRASE_ENV}_FILE are both set: use one")
+    if passphrase_file:
+        argv += ["--passphrase-file", passphrase_file]
+    if env.problems:
+        raise EnvError(env.problems)
     return argv + extra
 
 
 def serve(environ: dict[str, str], extra: list[str]) -> int:
     try:
+        argv = _server_argv(environ, extra)  # checked first: bad variables create nothing
         initialise(environ)
     except EnvError as exc:
         return _report_env(environ, exc)
     except (HandleError, OSError, ValueError) as exc:
         return fail(f"cannot initialise {server_dir_of(environ)}: {exc}")
-    return server_main(_server_argv(environ, extra))
+    return server_main(argv)
 
 
 def init_only(environ: dict[str, str]) -> int:
@@ -232,7 +283,7 @@ def init_only(environ: dict[str, str]) -> int:
 
 
 def _report_env(environ: dict[str, str], exc: EnvError) -> int:
-    print(f"error: cannot initialise the server directory {server_dir_of(environ)} (first start):",
+    print(f"error: the HDL_* variables cannot be used with the server directory {server_dir_of(environ)}:",
           file=sys.stderr)
     for problem in exc.problems:
         print(f"  - {problem}", file=sys.stderr)
@@ -242,6 +293,10 @@ def _report_env(environ: dict[str, str], exc: EnvError) -> int:
 def healthcheck(environ: dict[str, str]) -> int:
     """Exit 0 when the server answers a resolution of its own prefix handle over TCP on loopback."""
     server_dir = server_dir_of(environ)
+    env = _Env(environ)
+    timeout = env.integer("HDL_HEALTHCHECK_TIMEOUT", DEFAULT_HEALTHCHECK_TIMEOUT, 1, 300)
+    if env.problems:
+        return fail(f"unhealthy: {'; '.join(env.problems)}")
     try:
         settings = load_settings(server_dir)
     except (HandleError, OSError) as exc:
@@ -255,7 +310,6 @@ def healthcheck(environ: dict[str, str]) -> int:
     prefixes = [p for p in prefixes if p != NA_PREFIX + b"0.NA"]
     if not prefixes:
         return fail("unhealthy: config.dct lists no prefix in server_config.auto_homed_prefixes to resolve")
-    timeout = _Env(environ).integer("HDL_HEALTHCHECK_TIMEOUT", DEFAULT_HEALTHCHECK_TIMEOUT, 1, 300)
     handle = prefixes[0]
     try:
         Resolver([(host, tcp.bind_port)], udp=False, tcp_timeout=timeout).resolve(handle)

@@ -13,13 +13,14 @@ import os
 import sys
 from pathlib import Path
 
+from hdlserver.auth import keys
 from hdlserver.cli.common import add_passphrase_options, fail, passphrase_from
-from hdlserver.errors import HandleError
+from hdlserver.errors import ConfigError, HandleError
 from hdlserver.metrics import metrics_config
 from hdlserver.net import loop
 from hdlserver.net.logs import log_directory, setup_logging
 from hdlserver.net.server import serve
-from hdlserver.serverdir import open_server_state
+from hdlserver.serverdir import PASSPHRASE_ENV, open_server_state, read_passphrase_from_stdin
 from hdlserver.setup import SetupOptions, generate_admin_secret, setup_server_dir
 
 ADMIN_SECRET_FILE = "admin_secret.txt"
@@ -59,6 +60,29 @@ def initialise(args: argparse.Namespace) -> None:
           f"(secret in {secret_file})", flush=True)
 
 
+def server_key_passphrase(server_dir: Path, given: bytes | None) -> bytes | None:
+    """The passphrase of an encrypted privkey.bin: ``given`` (an option), else $HDL_SERVER_PASSPHRASE (read by
+    open_server_state), else a line on standard input (a terminal prompts).
+
+    Nothing on standard input -- /dev/null under systemd or in a container -- is a ConfigError that says how to
+    give the passphrase, rather than an attempt with an empty one ("wrong passphrase").
+    """
+    if given is not None or PASSPHRASE_ENV in os.environ:
+        return given
+    path = server_dir / "privkey.bin"
+    try:
+        encrypted = keys.is_encrypted_key_file(path.read_bytes())
+    except (OSError, HandleError):
+        return None  # open_server_state reports a missing or unreadable key
+    if not encrypted:
+        return None
+    passphrase = read_passphrase_from_stdin()
+    if not passphrase:
+        raise ConfigError(f"privkey.bin is encrypted and no passphrase was given: set {PASSPHRASE_ENV}, or start "
+                          f"with --passphrase-file FILE or --passphrase-env VAR", str(path))
+    return passphrase
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     server_dir: Path = args.server_dir
@@ -68,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
                 return fail(f"{server_dir} has no config.dct: create it with hdl-setup-server {server_dir}, "
                             f"or start with hdl-server --init {server_dir}")
             initialise(args)
-        state = open_server_state(server_dir, passphrase=passphrase_from(args, "passphrase"))
+        passphrase = server_key_passphrase(server_dir, passphrase_from(args, "passphrase"))
+        state = open_server_state(server_dir, passphrase=passphrase)
     except (HandleError, OSError) as exc:
         return fail(str(exc))
     try:

@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
+from http_support import request
+from prometheus_client.parser import text_string_to_metric_families
 from servers import free_port, run_cli
 
 from hdlserver.auth import keys
@@ -102,7 +104,7 @@ def test_first_start_initialises_later_starts_reuse(tmp_path: Path) -> None:
     with open_server_store(server_dir, readonly=True) as store:
         assert store.partitions == 2
 
-    later = {**env, "HDL_PREFIX": "20.500.OTHER", "HDL_ADMIN_SECRET": "ignored now"}
+    later = {**env, "HDL_ADMIN_SECRET": "ignored now", "HDL_PUBLIC_ADDRESS": "192.0.2.99"}
     proc = start_entrypoint(later, tmp_path / "ready")
     try:
         assert Resolver([("127.0.0.1", port)]).resolve("0.NA/20.500.77").values
@@ -110,8 +112,17 @@ def test_first_start_initialises_later_starts_reuse(tmp_path: Path) -> None:
     finally:
         code, _out, err = stop(proc)
     assert code == 0
-    assert "already initialised; ignoring the first-start settings" in err and "HDL_PREFIX" in err
+    assert "already initialised; ignoring the first-start settings" in err
+    assert "HDL_ADMIN_SECRET" in err and "HDL_PUBLIC_ADDRESS" in err
     assert load_site_info(server_dir).servers[0].address_text() == "192.0.2.10"
+
+    # A prefix the volume does not serve means the wrong volume: refused, and nothing in it changes.
+    config_before = (server_dir / "config.dct").read_bytes()
+    wrong = run_entrypoint("serve", env={**env, "HDL_PREFIX": "20.500.OTHER"})
+    assert wrong.returncode == 1
+    assert "HDL_PREFIX names 20.500.OTHER" in wrong.stderr and "initialised for 0.NA/20.500.77" in wrong.stderr
+    assert (server_dir / "config.dct").read_bytes() == config_before
+    assert not (server_dir / "delete_this_to_stop_server").exists()
 
     unhealthy = run_entrypoint("healthcheck", env=env)
     assert unhealthy.returncode == 1 and "unhealthy: no answer" in unhealthy.stderr
@@ -239,3 +250,73 @@ def test_setup_server_refuses_bad_options(tmp_path: Path, args: tuple[str, ...],
     assert proc.returncode == 1
     assert message in proc.stderr
     assert not (tmp_path / "srv" / "config.dct").exists()
+
+
+def test_passphrase_metrics_log_files_and_site_settings(tmp_path: Path) -> None:
+    """HDL_SERVER_PASSPHRASE[_FILE], HDL_METRICS, HDL_LOG_STDOUT=no, HDL_SERVER_ID, HDL_DESCRIPTION,
+    HDL_CASE_SENSITIVE and HDL_HEALTHCHECK_TIMEOUT, through a real start."""
+    passphrase_file = tmp_path / "passphrase"
+    passphrase_file.write_text("container passphrase\n")
+    server_dir = tmp_path / "volume"
+    port = free_port()
+    env = first_start_env(server_dir, port, HDL_SERVER_PASSPHRASE_FILE=str(passphrase_file), HDL_METRICS="yes",
+                          HDL_LOG_STDOUT="no", HDL_SERVER_ID="7", HDL_DESCRIPTION="entrypoint test",
+                          HDL_CASE_SENSITIVE="yes", HDL_HEALTHCHECK_TIMEOUT="3")
+    proc = start_entrypoint(env, tmp_path / "ready")
+    try:
+        resolver = Resolver([("127.0.0.1", port)])
+        assert resolver.resolve("0.NA/20.500.77").values
+        (server,) = resolver.get_site_info().servers
+        assert server.server_id == 7
+        assert run_entrypoint("healthcheck", env=env).returncode == 0
+        reply = request(("127.0.0.1", int(env["HDL_HTTP_PORT"])), "GET", "/metrics")
+        assert reply.status == 200
+        families = {f.name: f for f in text_string_to_metric_families(reply.body.decode("utf-8"))}
+        assert any(s.labels.get("opcode") == "RESOLUTION" and s.value >= 1
+                   for s in families["hdlserver_requests"].samples)
+    finally:
+        code, out, err = stop(proc)
+    assert code == 0, err
+    assert keys.is_encrypted_key_file((server_dir / "privkey.bin").read_bytes())
+    assert "hdlserver started" not in out
+    assert "hdlserver started" in (server_dir / "logs" / "error.log").read_text(encoding="utf-8")
+    config = load_dct(server_dir / "config.dct")
+    assert config["server_config"]["enable_metrics"] == "yes"  # type: ignore[index]
+    assert config["server_config"]["case_sensitive"] == "yes"  # type: ignore[index]
+    assert config["server_config"]["this_server_id"] == "7"  # type: ignore[index]
+    assert "entrypoint test" in (server_dir / "siteinfo.json").read_text(encoding="utf-8")
+
+    # Later starts: the passphrase from the environment; without any, a clear refusal instead of a prompt.
+    by_env = {k: v for k, v in env.items() if k != "HDL_SERVER_PASSPHRASE_FILE"}
+    proc = start_entrypoint({**by_env, "HDL_SERVER_PASSPHRASE": "container passphrase"}, tmp_path / "ready")
+    assert stop(proc)[0] == 0
+    none = subprocess.run([sys.executable, "-m", MODULE, "serve"], capture_output=True, text=True, env=by_env,
+                          stdin=subprocess.DEVNULL, timeout=60)
+    assert none.returncode == 1
+    assert "privkey.bin is encrypted and no passphrase was given: set HDL_SERVER_PASSPHRASE" in none.stderr
+    both = run_entrypoint("serve", env={**env, "HDL_SERVER_PASSPHRASE": "x"})
+    assert both.returncode == 1 and "HDL_SERVER_PASSPHRASE and HDL_SERVER_PASSPHRASE_FILE are both set" in both.stderr
+    assert not (server_dir / "delete_this_to_stop_server").exists()
+
+
+def test_more_bad_variables_are_all_named(tmp_path: Path) -> None:
+    env = entrypoint_env(tmp_path / "volume", HDL_PREFIX="20.500.1", HDL_PUBLIC_ADDRESS="192.0.2.1",
+                         HDL_ADMIN_SECRET="s", HDL_PORT="2641", HDL_HTTP_PORT="2641", HDL_PARTITIONS="0",
+                         HDL_SERVER_ID="one", HDL_SAMPLE_HANDLE="maybe", HDL_METRICS="perhaps",
+                         HDL_LOG_STDOUT="loud")
+    proc = run_entrypoint("serve", env=env)
+    assert proc.returncode == 1
+    assert "HDL_LOG_STDOUT='loud' is not yes or no" in proc.stderr, proc.stderr
+    env["HDL_LOG_STDOUT"] = "yes"
+    proc = run_entrypoint("serve", env=env)
+    assert proc.returncode == 1
+    for text in ("HDL_HTTP_PORT and HDL_PORT are both 2641", "HDL_PARTITIONS='0' is not a number from 1 to 256",
+                 "HDL_SERVER_ID='one'", "HDL_SAMPLE_HANDLE='maybe' is not yes or no",
+                 "HDL_METRICS='perhaps' is not yes or no"):
+        assert text in proc.stderr, proc.stderr
+    no_http = run_entrypoint("init", env={**env, "HDL_HTTP_PORT": "off", "HDL_PARTITIONS": "2", "HDL_SERVER_ID": "1",
+                                          "HDL_SAMPLE_HANDLE": "no", "HDL_METRICS": "yes"})
+    assert no_http.returncode == 1 and "HDL_METRICS=yes serves /metrics on the HTTP interface" in no_http.stderr
+    assert not (tmp_path / "volume").exists()
+    health = run_entrypoint("healthcheck", env={**env, "HDL_HEALTHCHECK_TIMEOUT": "0"})
+    assert health.returncode == 1 and "HDL_HEALTHCHECK_TIMEOUT='0' is not a number from 1 to 300" in health.stderr
