@@ -26,7 +26,7 @@ from hdlserver.auth.secret_answers import MalformedSecretAnswer, check_secret_ag
 from hdlserver.config.settings import ServerConfig
 from hdlserver.core.handler_api import AuthenticationNeeded
 from hdlserver.core.homed import HomedPrefixes
-from hdlserver.core.remote_identity import RemoteIdentities
+from hdlserver.core.remote_identity import RemoteGroups, RemoteIdentities
 from hdlserver.core.session_auth import SessionRequest
 from hdlserver.errors import ProtocolError
 from hdlserver.store.base import Store
@@ -88,10 +88,12 @@ class RequestAuthorizer:
         return None
 
     def _lookup(self) -> ValueLookup:
+        remote = RemoteGroups(self.store, self.homed)
+
         def lookup(handle: bytes, index: int) -> Sequence[HandleValue] | None:
             values = local_values(self.store, self.homed, handle)
-            if values is None:
-                return None
+            if values is None:  # a group homed elsewhere: certified resolution there (auth.md 6.4 step 3)
+                return remote.values(handle, index)
             return [v for v in values if v.index == index]
 
         return lookup

@@ -19,7 +19,8 @@ are not homed here and that an HS_ADMIN or server list names (permission is chec
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from hdlserver.auth import keys
@@ -50,23 +51,26 @@ log = logging.getLogger("hdlserver.auth")
 
 REMOTE_TIMEOUT = 5.0  # seconds for connecting to, and hearing back from, the identity's server
 CERTIFIED_FLAGS = JAVA_REQUEST_FLAGS | OpFlag.CT | OpFlag.RD
+MAX_REMOTE_GROUP_LOOKUPS = 8  # per authorization check
+REMOTE_GROUP_SECONDS = 5.0  # per authorization check: no new remote group lookup after this
 SITE_TYPES = (HS_SITE, b"HS_SITE.6")  # exact bytes, as Java extracts site records (values.md 1.4)
 
 
 def _fail(identity: str, reason: str) -> ProtocolError:
     log.warning("cannot verify %s: %s", identity, reason)
-    return ProtocolError(ResponseCode.AUTHEN_ERROR, f"Cannot verify identity {identity}: {reason}")
+    return ProtocolError(ResponseCode.AUTHEN_ERROR, f"Cannot verify {identity}: {reason}")
 
 
 class RemoteIdentities:
     """The network side of verifying one identity ``index:handle`` that is not homed here."""
 
-    def __init__(self, store: Store, homed: HomedPrefixes, handle: bytes, index: int) -> None:
+    def __init__(self, store: Store, homed: HomedPrefixes, handle: bytes, index: int, *,
+                 what: str = "identity") -> None:
         self.store = store
         self.homed = homed
         self.handle = handle
         self.index = index
-        self.identity = f"{index}:{handle.decode('utf-8', 'replace')}"
+        self.identity = f"{what} {index}:{handle.decode('utf-8', 'replace')}"
 
     def verify_secret(self, nonce: bytes, digest: bytes, signed_response: bytes) -> bool:
         """Ask the identity's server whether the HS_SECKEY answer is valid (op 201)."""
@@ -80,6 +84,13 @@ class RemoteIdentities:
         """The identity's public HS_PUBKEY values: index ``index`` if > 0, else every HS_PUBKEY value."""
         indexes, types = ((self.index,), ()) if self.index > 0 else ((), (HS_PUBKEY,))
         answer = self._certified(OpCode.RESOLUTION, ResolutionRequest(self.handle, indexes, types))
+        if not isinstance(answer.body, ResolutionResponse):
+            raise _fail(self.identity, "its server sent a malformed resolution answer")
+        return answer.body.values
+
+    def public_values(self) -> Sequence[HandleValue]:
+        """The publicly readable values at ``index`` (a group's HS_VLIST, auth.md 6.4 step 3)."""
+        answer = self._certified(OpCode.RESOLUTION, ResolutionRequest(self.handle, (self.index,), ()))
         if not isinstance(answer.body, ResolutionResponse):
             raise _fail(self.identity, "its server sent a malformed resolution answer")
         return answer.body.values
@@ -168,3 +179,34 @@ class RemoteIdentities:
 def root_info_path() -> Path:
     """Where the internal client's root site record is, as for Java's server (server.md 1)."""
     return Path.home() / ".handle" / "root_info"
+
+
+class RemoteGroups:
+    """Group (HS_VLIST) values of handles not homed here, for one authorization check (auth.md 6.4 step 3).
+
+    As in Java, every admin reference that does not match the identity is looked up as a possible group,
+    and failures only make that branch contribute nothing. Each lookup is a network round trip in the
+    request's path, so one check makes at most ``MAX_REMOTE_GROUP_LOOKUPS`` of them and starts none after
+    ``REMOTE_GROUP_SECONDS``.
+    """
+
+    def __init__(self, store: Store, homed: HomedPrefixes, clock: Callable[[], float] = time.monotonic) -> None:
+        self.store = store
+        self.homed = homed
+        self.clock = clock
+        self.lookups = 0
+        self.started: float | None = None
+
+    def values(self, handle: bytes, index: int) -> Sequence[HandleValue] | None:
+        now = self.clock()
+        if self.started is None:
+            self.started = now
+        if self.lookups >= MAX_REMOTE_GROUP_LOOKUPS or now - self.started >= REMOTE_GROUP_SECONDS:
+            log.info("group %d:%s not looked up: remote lookup budget of this check spent (%d lookups, %.1f s)",
+                     index, handle.decode("utf-8", "replace"), self.lookups, now - self.started)
+            return None
+        self.lookups += 1
+        try:
+            return RemoteIdentities(self.store, self.homed, handle, index, what="group").public_values()
+        except ProtocolError:
+            return None

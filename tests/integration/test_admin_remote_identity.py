@@ -24,8 +24,8 @@ from hdlserver.core.remote_identity import REMOTE_TIMEOUT
 from hdlserver.store.lmdb_store import open_store
 from hdlserver.wire.codes import ResponseCode
 from hdlserver.wire.site import encode_site
-from hdlserver.wire.valuedata import ALL_PERMISSIONS, AdminRecord, encode_admin
-from hdlserver.wire.values import HandleValue
+from hdlserver.wire.valuedata import ALL_PERMISSIONS, AdminRecord, encode_admin, encode_vlist
+from hdlserver.wire.values import HandleValue, ValueReference
 
 KEYS = Path(__file__).resolve().parents[2].parent / "shared" / "vectors" / "keys"
 TARGET = b"TEST/remote-target"
@@ -33,6 +33,7 @@ REMOTE_SEC = SecretKeyIdentity(b"REMOTE/sec", 300, b"remote-pass")
 FAKE_SEC = SecretKeyIdentity(b"FAKE/sec", 300, b"fake-pass")
 DEAD_SEC = SecretKeyIdentity(b"DEAD/sec", 300, b"dead-pass")
 NOSITE_SEC = SecretKeyIdentity(b"NOSITE/sec", 300, b"nosite-pass")
+MEMBER = SecretKeyIdentity(b"REMOTE/member", 300, b"member-pass")  # only in the group REMOTE/group, on B
 
 pytestmark = pytest.mark.skipif(not KEYS.is_dir(), reason=f"key vectors not found at {KEYS}")
 
@@ -43,6 +44,10 @@ def rsa_key() -> keys.PrivateKey:
 
 def admin(index: int, handle: bytes) -> HandleValue:
     return HandleValue(index, b"HS_ADMIN", encode_admin(AdminRecord(ALL_PERMISSIONS, handle, 300)))
+
+
+def group_admin(index: int, group: bytes) -> HandleValue:
+    return HandleValue(index, b"HS_ADMIN", encode_admin(AdminRecord(ALL_PERMISSIONS, group, 200)))
 
 
 def site_value(data: bytes) -> HandleValue:
@@ -69,7 +74,10 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerPr
     secret = HandleValue(300, b"HS_SECKEY", b"", permissions=0x0C)
     seed(b_dir, [(REMOTE_SEC.handle, [dataclasses.replace(secret, data=REMOTE_SEC.secret)]),
                  (FAKE_SEC.handle, [dataclasses.replace(secret, data=FAKE_SEC.secret)]),
-                 (b"REMOTE/rsa", [HandleValue(300, b"HS_PUBKEY", (KEYS / "rsa2048_pub.bin").read_bytes())])],
+                 (b"REMOTE/rsa", [HandleValue(300, b"HS_PUBKEY", (KEYS / "rsa2048_pub.bin").read_bytes())]),
+                 (MEMBER.handle, [dataclasses.replace(secret, data=MEMBER.secret)]),
+                 (b"REMOTE/group", [HandleValue(200, b"HS_VLIST", encode_vlist((ValueReference(MEMBER.handle,
+                                                                                             300),)))])],
          homed=(b"0.NA/FAKE",))
     b_site = read_site_info_file(b_dir / "siteinfo.json")
     dead_site = read_site_info_file(dead_dir / "siteinfo.json")
@@ -80,6 +88,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerPr
                  (b"0.NA/DEAD", [site_value(encode_site(dead_site))]),
                  (TARGET, [admin(100, REMOTE_SEC.handle), admin(101, b"REMOTE/rsa"), admin(102, FAKE_SEC.handle),
                            admin(103, DEAD_SEC.handle), admin(104, NOSITE_SEC.handle),
+                           group_admin(105, b"REMOTE/group"), group_admin(106, b"DEAD/group"),
                            HandleValue(1, b"URL", b"https://example.org/remote")])])
     b = start_server(b_dir, b_port)
     try:
@@ -160,4 +169,22 @@ def test_remote_index_0_identity_named_nowhere_is_400_without_a_round_trip(
         add_value(a, PublicKeyIdentity(b"DEAD/other", 0, rsa_key()), 40)
     assert err.value.response_code == ResponseCode.INVALID_ADMIN
     assert "DEAD/other" not in a.error_log()
+    assert stored(a) == before
+
+
+def test_member_of_a_group_homed_elsewhere_is_admin(servers: tuple[ServerProcess, ServerProcess]) -> None:
+    """auth.md 6.4 step 3: 200:REMOTE/group is resolved (certified) on B; its member's answer is checked by B."""
+    a, _b = servers
+    add_value(a, MEMBER, 50)
+    assert any(v.index == 50 for v in stored(a) or ())
+
+
+def test_unreachable_group_contributes_nothing(servers: tuple[ServerProcess, ServerProcess]) -> None:
+    """200:DEAD/group cannot be fetched: that branch is skipped (as in Java) and a non-member gets 400."""
+    a, _b = servers
+    before = stored(a)
+    with pytest.raises(HandleResponseError) as err:
+        add_value(a, SecretKeyIdentity(b"REMOTE/stranger", 300, b"x"), 51)
+    assert err.value.response_code == ResponseCode.INVALID_ADMIN
+    assert "group 200:DEAD/group" in a.error_log()
     assert stored(a) == before
