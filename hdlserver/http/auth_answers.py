@@ -19,8 +19,9 @@ from hdlserver.auth.secret_answers import (
     SECKEY_SHA1,
     SECKEY_SHA256,
 )
+from hdlserver.errors import DecodeError
 from hdlserver.http.api_params import parse_java_int
-from hdlserver.wire.buffer import Writer
+from hdlserver.wire.buffer import Reader, Writer
 
 _EXACT_ALGORITHMS = {"md5": SECKEY_MD5, "sha": SECKEY_SHA1, "sha1": SECKEY_SHA1, "sha-1": SECKEY_SHA1,
                      "sha-256": SECKEY_SHA256, "sha256": SECKEY_SHA256, "sha-2": SECKEY_SHA256,
@@ -59,6 +60,17 @@ def with_pbkdf2_parameters(mac: bytes, salt: str | None, iterations: str | None,
         return mac
     w = Writer().put_byte_array(lenient_base64(salt)).put_int4(parse_java_int(iterations, "iterations"))
     return w.put_int4(parse_java_int(length, "length")).put_byte_array(mac).getvalue()
+
+
+def pbkdf2_iterations(encoding: bytes) -> int | None:
+    """The iteration count of a PBKDF2 answer encoding (``ByteArray salt | int4 iterations | ...``), or None
+    when the bytes are too short to hold one (such an answer simply does not verify)."""
+    r = Reader(encoding)
+    try:
+        r.get_byte_array()
+        return r.get_int4()
+    except DecodeError:
+        return None
 
 
 def signed_response(auth_type: bytes, alg: str, signature: bytes) -> bytes | None:

@@ -27,9 +27,16 @@ from hdlserver.core.dispatch import Dispatcher, Outcome
 from hdlserver.errors import DecodeError
 from hdlserver.http.api_json import ApiAnswer, error_json, http_status, render_json, response_json
 from hdlserver.http.api_params import ParameterError, Params, has_json_entity, parse_java_int
-from hdlserver.http.auth_answers import algorithm_code, lenient_base64, with_pbkdf2_parameters
+from hdlserver.http.auth_answers import algorithm_code, lenient_base64, pbkdf2_iterations, with_pbkdf2_parameters
 from hdlserver.http.messages import HttpRequest, HttpResponse, decode_path
-from hdlserver.http.rest_auth import ANONYMOUS, WWW_AUTHENTICATE, Authentication, RestAuthenticator
+from hdlserver.http.rest_auth import (
+    ANONYMOUS,
+    MAX_REST_PBKDF2_ITERATIONS,
+    TOO_MANY_ITERATIONS,
+    WWW_AUTHENTICATE,
+    Authentication,
+    RestAuthenticator,
+)
 from hdlserver.http.rest_sessions_api import SESSIONS_ROOT_ALLOW, RestSessionsApi
 from hdlserver.jsonform.values_json import JsonFormError, value_from_json, values_from_json
 from hdlserver.net.logs import ACCESS_LOGGER
@@ -406,6 +413,9 @@ class RestApi:
         if code == SECKEY_PBKDF2_HMAC_SHA1:
             signature = with_pbkdf2_parameters(signature, params.get("salt"), params.get("iterations"),
                                                params.get("length"))
+            iterations = pbkdf2_iterations(signature)
+            if iterations is not None and iterations > MAX_REST_PBKDF2_ITERATIONS:
+                raise ParameterError(TOO_MANY_ITERATIONS)
         body = VerifyChallengeRequest(handle, index, nonce, 0, cnonce, bytes((code,)) + signature)
         return self._single(request, OpCode.VERIFY_CHALLENGE, body, self._flags(params), handle,
                             identity)

@@ -37,7 +37,13 @@ from hdlserver.auth.secret_answers import (
 )
 from hdlserver.core.context import ServerState
 from hdlserver.http.api_params import ParameterError
-from hdlserver.http.auth_answers import algorithm_code, lenient_base64, signed_response, with_pbkdf2_parameters
+from hdlserver.http.auth_answers import (
+    algorithm_code,
+    lenient_base64,
+    pbkdf2_iterations,
+    signed_response,
+    with_pbkdf2_parameters,
+)
 from hdlserver.http.auth_header import (
     BasicCredentials,
     HandleAuthorization,
@@ -55,6 +61,9 @@ SERVER_SIGNATURE_ALG = "SHA-256"
 BASIC_REALM = 'Basic realm="handle"'
 WWW_AUTHENTICATE = "WWW-Authenticate"
 _BASIC_NONCE_BYTES = 16
+# Anyone may send a PBKDF2 answer, and deriving its key blocks the event loop every interface shares (a
+# million iterations take about a second); Java clients use 10 000. Counts above this are refused unverified.
+MAX_REST_PBKDF2_ITERATIONS = 100_000
 _BASIC_DIGEST_BYTES = 20
 
 IDENTITY_NOT_VERIFIED = "Identity not verified"
@@ -63,6 +72,7 @@ UNUSABLE_AUTHORIZATION = "Authorization header is neither Basic credentials nor 
 UNKNOWN_VERSION = "Unknown version in Authorization: Handle"
 MISSING_FIELDS = "Missing fields in authentication data"
 UNPARSABLE = "Error parsing Authorization: Handle"
+TOO_MANY_ITERATIONS = f"PBKDF2 answers with more than {MAX_REST_PBKDF2_ITERATIONS} iterations are refused"
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +226,10 @@ class RestAuthenticator:
                 signature = with_pbkdf2_parameters(signature, header.salt, header.iterations, header.length)
             except ParameterError as exc:
                 errors.append(f"{UNPARSABLE}: {exc}")
+                return None
+            iterations = pbkdf2_iterations(signature)
+            if iterations is not None and iterations > MAX_REST_PBKDF2_ITERATIONS:
+                errors.append(TOO_MANY_ITERATIONS)
                 return None
         auth_type = type_text.encode("utf-8")
         answer = signed_response(auth_type, alg, signature)

@@ -372,6 +372,16 @@ def test_content_length_with_transfer_encoding_is_refused_and_closed(server: Htt
     assert status_of(server, "TEST/smuggled") == 404
 
 
+def test_a_verification_with_a_huge_pbkdf2_iteration_count_is_refused_quickly(server: HttpsServer) -> None:
+    query = ("nonce=bm9uY2U%3D&cnonce=Y24%3D&alg=PBKDF2-HMAC-SHA1&signature=c2ln&salt=c2FsdA%3D%3D"
+             "&iterations=2000000000&length=160")
+    started = time.monotonic()
+    reply = call(server, "GET", f"/api/verifications/300:0.NA%2FTEST?{query}")
+    assert reply.status == 400 and reply.json() == {
+        "responseCode": 4, "message": "PBKDF2 answers with more than 100000 iterations are refused"}
+    assert time.monotonic() - started < 5
+
+
 # --- pyhandle, unmodified (issue 7 "Done when") ------------------------------------------------------------
 
 

@@ -29,7 +29,9 @@ from hdlserver.http.auth_header import parse_handle
 from hdlserver.http.messages import HttpRequest
 from hdlserver.http.rest_auth import (
     IDENTITY_NOT_VERIFIED,
+    MAX_REST_PBKDF2_ITERATIONS,
     MISSING_FIELDS,
+    TOO_MANY_ITERATIONS,
     UNKNOWN_SESSION,
     UNKNOWN_VERSION,
     UNPARSABLE,
@@ -247,6 +249,26 @@ def test_broken_handle_parameters_fail_with_a_reason(auth: RestAuthenticator, ch
     header = "Handle " + ", ".join(f'{k}="{v}"' for k, v in params.items() if v is not None)
     result = auth(tls_request(header))
     assert result.failed and result.errors == (error,)
+
+
+@pytest.mark.parametrize("in_parameters", [True, False])
+def test_pbkdf2_answers_with_a_huge_iteration_count_are_refused_before_deriving(
+        auth: RestAuthenticator, monkeypatch: pytest.MonkeyPatch, in_parameters: bool) -> None:
+    def no_derivation(*args: object) -> None:
+        raise AssertionError("derived a key")
+
+    monkeypatch.setattr(auth, "_verify_identity", no_derivation)
+    session_id, _nonce = new_session_id(auth)
+    salt, mac = b"s" * 16, b"m" * 20
+    if in_parameters:
+        header = handle_header(session_id, "300:0.NA/TEST", "HS_SECKEY", "PBKDF2-HMAC-SHA1", b"c", mac,
+                               salt=b64(salt), iterations=str(MAX_REST_PBKDF2_ITERATIONS + 1), length="160")
+    else:
+        encoded = (len(salt).to_bytes(4, "big") + salt + (2**31 - 1).to_bytes(4, "big") + (160).to_bytes(4, "big")
+                   + len(mac).to_bytes(4, "big") + mac)
+        header = handle_header(session_id, "300:0.NA/TEST", "HS_SECKEY", "PBKDF2-HMAC-SHA1", b"c", encoded)
+    result = auth(tls_request(header))
+    assert result.failed and result.errors == (TOO_MANY_ITERATIONS,)
 
 
 # --- Authorization: Handle with HS_PUBKEY ---------------------------------------------------------------
