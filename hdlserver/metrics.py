@@ -21,8 +21,8 @@ Metrics (``hdlserver_`` names; transport is UDP, TCP or HTTP, the codes are the 
   socket;
 * ``log_messages_total{level}``: WARNING and ERROR lines logged (ERROR includes every request that failed
   inside the server: those are logged with their traceback);
-* ``open_connections{transport}``, ``challenges_pending``, and whatever else is registered with
-  ``add_gauge`` (a session table registers ``sessions_open``);
+* ``open_connections{transport,interface}``, ``challenges_pending``, ``sessions_open``, and whatever else is
+  registered with ``add_gauge``;
 * ``store_handles``, ``store_partition_bytes{partition}``, ``last_txn_id``;
 * the replication hook below: ``replication_*{source}``;
 * ``start_time_seconds``, ``build_info{version,loop}`` and prometheus-client's ``process_*`` figures.
@@ -386,6 +386,7 @@ def enable_metrics(state: ServerState, loop_name: str) -> Metrics | None:
     metrics.watch_store(state.store, getattr(state.store, "path", None))
     metrics.add_gauge("challenges_pending", "Authentication challenges waiting for an answer",
                       lambda: len(state.challenges))
+    metrics.add_gauge("sessions_open", "Sessions set up and not expired or terminated", lambda: len(state.sessions))
     metrics.attach_log_counter()
     state.metrics = metrics
     return metrics

@@ -12,8 +12,13 @@ from http_support import add_http_interface, request
 from prometheus_client.parser import text_string_to_metric_families
 from servers import ServerProcess, free_port, run_cli, setup_server_dir, start_server
 
-from hdlserver.client.resolver import HandleResponseError, Resolver
+from hdlserver.client.admin import AdminClient, SecretKeyIdentity
+from hdlserver.client.resolver import HandleResponseError, Resolver, build_request, decode_answer
+from hdlserver.client.transport import tcp_exchange
 from hdlserver.config.dct import format_dct, load_dct
+from hdlserver.wire.bodies import CreateHandleRequest
+from hdlserver.wire.codes import OpCode, ResponseCode
+from hdlserver.wire.values import HandleValue
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -85,6 +90,7 @@ def test_state_gauges(server: tuple[ServerProcess, dict[str, tuple[str, int]]]) 
     partitions = [labels for name, labels in samples if name == "hdlserver_store_partition_bytes"]
     assert sorted(dict(labels)["partition"] for labels in partitions) == ["0", "1", "2", "3"]
     assert value(samples, "hdlserver_challenges_pending") == 0
+    assert ("hdlserver_sessions_open", frozenset()) in samples
     assert value(samples, "hdlserver_start_time_seconds") > 0
     assert value(samples, "process_resident_memory_bytes") > 0
     tcp_open = {"transport": "TCP", "interface": "hdl_tcp"}
@@ -139,3 +145,21 @@ def test_bad_settings_stop_startup(tmp_path: Path, key: str, text: str, message:
     assert message in proc.stderr and "config.dct" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (directory / "delete_this_to_stop_server").exists()
+
+
+def test_sessions_and_challenges(server: tuple[ServerProcess, dict[str, tuple[str, int]]]) -> None:
+    proc, addresses = server
+    http = addresses["hdl_http"]
+    # A create request that is never answered leaves its challenge pending.
+    request_bytes = build_request(OpCode.CREATE_HANDLE, CreateHandleRequest(b"TEST/pending", (
+        HandleValue(1, b"URL", b"https://example.org/"),)))
+    (answer,) = tcp_exchange(proc.address, request_bytes)
+    assert decode_answer(answer).header.response_code == ResponseCode.AUTHENTICATION_NEEDED
+    assert value(scrape(http), "hdlserver_challenges_pending") >= 1
+    with AdminClient(proc.address, SecretKeyIdentity(b"0.NA/TEST", 300, b"secret"), session=True) as admin:
+        admin.open_session()
+        during = scrape(http)
+    assert value(during, "hdlserver_sessions_open") >= 1
+    assert value(scrape(http), "hdlserver_sessions_open") == value(during, "hdlserver_sessions_open") - 1
+    assert any(name == "hdlserver_requests_total" and dict(labels)["opcode"] == "SESSION_SETUP"
+               for name, labels in during)
