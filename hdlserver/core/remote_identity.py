@@ -12,8 +12,12 @@ The identity's site is found as the Java client finds it: the HS_SITE values of 
 internal client's ``root_info`` file, ``~/.handle/root_info`` (binary or JSON site record), as for Java.
 Every failure is RC 406 with a message that names the identity and the reason.
 
-Each exchange is a blocking TCP round trip bounded by ``REMOTE_TIMEOUT``; it runs only for identities that
-are not homed here and that an HS_ADMIN or server list names (permission is checked first).
+Group (HS_VLIST) references homed elsewhere are fetched the same way during authorization (auth.md 6.4
+step 3), through ``RemoteGroups`` and within a per-check budget.
+
+Each exchange is a blocking TCP round trip bounded by ``REMOTE_TIMEOUT``, made in the request's path. It
+only happens for identities and groups that are not homed here and that an HS_ADMIN value or a server list
+names (permission is checked before the proof).
 """
 
 from __future__ import annotations
