@@ -229,8 +229,8 @@ def secret_key_delete(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, ..
 
 
 @pytest.mark.parametrize(("secret", "deleted"), [("wrong secret", False), ("secret", True)])
-def test_java_secret_key_client(admin_targets: dict[str, AdminTarget], listed_names: list[str],
-                                secret_key_delete: tuple[str, ...], secret: str, deleted: bool) -> None:
+def test_java_secret_key_client(admin_targets: dict[str, AdminTarget], secret_key_delete: tuple[str, ...],
+                                secret: str, deleted: bool) -> None:
     """A wrong secret is refused (403) and nothing changes; the right one (the control) deletes."""
     handle = f"TEST/seckey-{'deleted' if deleted else 'kept'}"
     runs = {}
