@@ -1,8 +1,8 @@
 """The mirror side: replication state (``txnstat.dct``), sources (``txnsrcsv.*``), one pull round, lag.
 
 A round asks every server of the source site for the transactions after the last one applied from it
-(replication.md 8) and applies each as it arrives (8.1): one LMDB transaction per pulled transaction,
-which also records its id (``LmdbStore.apply_replicated``), so a mirror killed mid-round restarts after
+(replication.md 8) and applies them as they arrive (8.1), in batches whose LMDB transactions also record
+how far each partition got (``LmdbStore.apply_replicated``), so a mirror killed mid-round restarts after
 the last transaction it applied, without loss and without applying one twice. ``txnstat.dct`` is written
 atomically after every successful round, for operators and Java tools; on start the larger of its id and
 the store's mark is used.
@@ -39,7 +39,7 @@ from hdlserver.replication.streams import (
     read_txn_stream,
 )
 from hdlserver.store.base import TXN_HOME_NA, TXN_UNHOME_NA
-from hdlserver.store.lmdb_store import LmdbStore
+from hdlserver.store.lmdb_store import LmdbStore, ReplicatedTxn
 from hdlserver.wire.bodies import RetrieveTxnLogRequest
 from hdlserver.wire.codes import OpCode
 from hdlserver.wire.handles import prefix_handle_of, to_prefix_handle
@@ -52,6 +52,7 @@ SOURCE_FILES = ("txnsrcsv.bin", "txnsrcsv.json")  # the binary one wins, as in J
 REDUMP_NOTICE_FILE = "SERVER_NEEDS_REDUMP.txt"
 FILE_SOURCE_NAME = "sources"  # the site name of the file-based source (replication.md 3)
 FRESH_TXN_ID = -1  # what a fresh Java mirror asks from
+APPLY_BATCH = 256  # pulled transactions committed together (one synced LMDB commit per partition touched)
 
 Fetch = Callable[[ServerInfo, int, object, Identity, float], StreamConnection]
 
@@ -152,6 +153,19 @@ def accepts(handle: bytes, action: int, accept_prefixes: tuple[str, ...] | None)
     prefix = to_prefix_handle(handle) if action in (TXN_HOME_NA, TXN_UNHOME_NA) else prefix_handle_of(handle)
     wanted = {to_prefix_handle(p.encode("utf-8")).upper() for p in accept_prefixes}
     return prefix.upper() in wanted
+
+
+@dataclass
+class _Batch:
+    """Transactions received and verified but not yet committed, and the id the queue reaches with them."""
+
+    queue: bytes
+    state: QueueState
+    txns: list[ReplicatedTxn] = field(default_factory=list)
+    last_id: int = FRESH_TXN_ID
+
+    def __post_init__(self) -> None:
+        self.last_id = self.state.last_txn_id
 
 
 @dataclass
@@ -261,7 +275,17 @@ class Mirror:
                   server.address_text(), queue.last_txn_id, reason)
 
     def _consume(self, name: str, queue: QueueState, status: SourceStatus, events: Iterator[object]) -> None:
-        """Apply a stream's transactions one by one; ``status.last_round_applied`` counts them as they commit."""
+        """Apply a stream's transactions in batches of ``APPLY_BATCH`` (each transaction's record was verified
+        before it arrives here); what arrived before a failure is applied too. ``status.last_round_applied``
+        counts them as they commit."""
+        batch = _Batch(name.encode(), queue)
+        try:
+            self._consume_events(name, queue, status, events, batch)
+        finally:
+            self._flush(batch, status)
+
+    def _consume_events(self, name: str, queue: QueueState, status: SourceStatus, events: Iterator[object],
+                        batch: _Batch) -> None:
         accept = self.config.replication_accept_prefixes
         for event in events:
             if isinstance(event, TxnStreamHead):
@@ -272,25 +296,33 @@ class Mirror:
                     return
                 status.needs_redump = False
             elif isinstance(event, TxnRecord):
-                if event.txn_id <= queue.last_txn_id:
+                if event.txn_id <= batch.last_id:
                     log.warning("replication from %s: txn %d is not after %d, already applied: skipped", name,
-                                event.txn_id, queue.last_txn_id)
+                                event.txn_id, batch.last_id)
                     continue
                 if accepts(event.handle, event.action, accept):
-                    self.store.apply_replicated(name.encode(), event.txn_id, event.date_ms, event.action,
-                                                event.handle, event.values)
-                    status.last_round_applied += 1
+                    batch.txns.append(ReplicatedTxn(event.txn_id, event.date_ms, event.action, event.handle,
+                                                    event.values))
                 else:
                     log.info("replication from %s: txn %d for %s skipped (replication_accept_prefixes)", name,
                              event.txn_id, event.handle.decode("utf-8", "replace"))
-                queue.last_txn_id = status.last_txn_id = event.txn_id
+                batch.last_id = event.txn_id
+                if len(batch.txns) >= APPLY_BATCH:
+                    self._flush(batch, status)
             elif isinstance(event, QueueName | QueueLastTimestamp):
                 continue  # the all-sources form is not requested by this mirror
             elif isinstance(event, TxnStreamEnd):
+                self._flush(batch, status)
                 if event.date_ms is not None:
                     queue.last_timestamp = status.last_timestamp_ms = event.date_ms
-                status.last_txn_id = queue.last_txn_id
                 self.state.save(sync=not self.config.file_write_no_sync)
+
+    def _flush(self, batch: _Batch, status: SourceStatus) -> None:
+        """Commit the pending transactions; only then does the queue's last id move past them."""
+        if batch.txns:
+            status.last_round_applied += self.store.apply_replicated(batch.queue, batch.txns)
+            batch.txns.clear()
+        batch.state.last_txn_id = status.last_txn_id = batch.last_id
 
     def _redump_notice(self) -> None:
         path = self.server_dir / REDUMP_NOTICE_FILE

@@ -88,8 +88,9 @@ _DB_NAS = b"nas"
 _META_FORMAT = b"format"
 _META_PARTITIONS = b"partitions"
 _META_INDEX = b"partition"
-_REPL_MARK = b"repl:"  # meta key prefix: newest applied txn id of a pulled queue
+_REPL_MARK = b"repl:"  # partition 0 meta: id up to which a pulled queue is applied
 _REPL_DATE = b"repl-date:"  # ... and that transaction's date
+_REPL_PART_MARK = b"repl-part:"  # every partition's meta: newest id of the queue applied in it
 _MAX_DBS = 8
 _MAX_READERS = 254
 _SCAN_BATCH = 256  # entries read per short read transaction when streaming
@@ -643,45 +644,43 @@ class LmdbStore:
     # -- replication (a mirror applying pulled transactions; hdlserver/replication/mirror.py)
 
     def replication_mark(self, queue: bytes) -> tuple[int, int]:
-        """(txn id, date ms) of the newest transaction of ``queue`` applied here, (-1, 0) if none: the highest
-        mark of any partition, since pulled transactions are applied one at a time in id order."""
-        if self._closed:
-            raise StorageError("the handle store is closed")
-        marks = [(meta.get(_REPL_MARK + queue, -1), meta.get(_REPL_DATE + queue, 0))
-                 for meta in (p.read_meta() for p in self._parts)]
-        return max(marks, default=(-1, 0))
+        """(txn id, date ms) up to which every transaction of ``queue`` is applied here; (-1, 0) if none."""
+        meta = self._partition0().read_meta()
+        return meta.get(_REPL_MARK + queue, -1), meta.get(_REPL_DATE + queue, 0)
 
-    def apply_replicated(self, queue: bytes, txn_id: int, date_ms: int, action: int, handle: bytes,
-                         values: Sequence[HandleValue] | None) -> bool:
-        """Apply one pulled transaction (never logged here) and record ``txn_id`` as the queue's mark in
-        the same LMDB transaction (with its date), so a mirror killed mid-apply neither loses nor re-applies it.
-        Create/update store ``values`` whole; returns whether anything changed."""
-        mark = _REPL_MARK + queue
-        if action in (TXN_HOME_NA, TXN_UNHOME_NA):
-            key = self._prefix_key(handle)
-            part = self._partition0()
-            db = part.nas
-        else:
-            key = self.storage_key(handle)
-            part = self._partition(key)
-            db = part.handles
+    def apply_replicated(self, queue: bytes, txns: Sequence[ReplicatedTxn]) -> int:
+        """Apply pulled transactions (never logged here), given in id order; returns how many were applied.
 
-        def body(txn: lmdb.Transaction) -> bool:
-            txn.put(mark, encode_int8(txn_id), db=part.meta)
-            txn.put(_REPL_DATE + queue, encode_int8(date_ms), db=part.meta)
-            if action == TXN_HOME_NA:
-                return bool(txn.put(key, encode_int8(self._now_ms() // 1000), db=db))
-            if action in (TXN_UNHOME_NA, TXN_DELETE_HANDLE):
-                return bool(txn.delete(key, db=db))
-            if action in (TXN_ADD_HANDLE, TXN_MODIFY_HANDLE):
-                vals = tuple(values or ())
-                txn.put(key, record_header(all_public_read(vals), self._now_ms() // 1000) + encode_values(vals),
-                        db=db)
-                return True
-            return False
-
+        Each partition's share goes into one LMDB transaction together with that partition's mark (the
+        newest id of ``queue`` it holds); then partition 0 records the queue's mark for the whole batch.
+        A transaction at or below its partition's mark is skipped, so a batch re-sent after a crash
+        between two partitions' commits completes without applying anything twice or losing anything.
+        Create/update store the values whole."""
+        if not txns:
+            return 0
+        by_part: dict[int, list[tuple[ReplicatedTxn, bytes]]] = {}
+        for t in txns:
+            if t.action in (TXN_HOME_NA, TXN_UNHOME_NA):
+                key, index = self._prefix_key(t.handle), 0
+            else:
+                key = self.storage_key(t.handle)
+                index = self.partition_index(key)
+            by_part.setdefault(index, []).append((t, key))
+        applied = 0
         with self._writer():
-            return part.write(body)
+            now = self._now_ms() // 1000
+            for index in sorted(by_part):
+                applied += self._parts[index].write(
+                    lambda txn, part=self._parts[index], items=by_part[index]: _apply_share(txn, part, queue, items,
+                                                                                             now))
+            last = txns[-1]
+
+            def mark(txn: lmdb.Transaction, part: _Partition = self._parts[0]) -> None:
+                txn.put(_REPL_MARK + queue, encode_int8(last.txn_id), db=part.meta)
+                txn.put(_REPL_DATE + queue, encode_int8(last.date_ms), db=part.meta)
+
+            self._parts[0].write(mark)
+        return applied
 
     # -- lifetime
 
@@ -701,6 +700,43 @@ class LmdbStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicatedTxn:
+    """A pulled transaction with the values it carries (create/update)."""
+
+    txn_id: int
+    date_ms: int
+    action: int
+    handle: bytes
+    values: tuple[HandleValue, ...] | None
+
+
+def _apply_share(txn: lmdb.Transaction, part: _Partition, queue: bytes, items: list[tuple[ReplicatedTxn, bytes]],
+                 now: int) -> int:
+    """One partition's transactions of a batch, skipping those its mark shows applied; then the new mark."""
+    mark_key = _REPL_PART_MARK + queue
+    raw = txn.get(mark_key, db=part.meta)
+    mark = decode_int8(raw, "replication mark") if raw is not None else -1
+    applied = 0
+    for t, key in items:
+        if t.txn_id <= mark:
+            continue
+        if t.action == TXN_HOME_NA:
+            txn.put(key, encode_int8(now), db=part.nas)
+        elif t.action == TXN_UNHOME_NA:
+            txn.delete(key, db=part.nas)
+        elif t.action == TXN_DELETE_HANDLE:
+            txn.delete(key, db=part.handles)
+        elif t.action in (TXN_ADD_HANDLE, TXN_MODIFY_HANDLE):
+            values = t.values or ()
+            txn.put(key, record_header(all_public_read(values), now) + encode_values(values), db=part.handles)
+        else:
+            continue
+        applied += 1
+    txn.put(mark_key, encode_int8(max(mark, items[-1][0].txn_id)), db=part.meta)
+    return applied
 
 
 def _present(_key: bytes, _value: memoryview) -> bool:

@@ -25,7 +25,7 @@ from hdlserver.replication.mirror import REDUMP_NOTICE_FILE, Mirror, Replication
 from hdlserver.replication.puller import StreamConnection
 from hdlserver.replication.streams import SegmentReader, SegmentSigner, StreamMode
 from hdlserver.store.base import TXN_ADD_HANDLE, TXN_DELETE_HANDLE, TXN_HOME_NA, TXN_MODIFY_HANDLE
-from hdlserver.store.lmdb_store import LmdbStore, open_store
+from hdlserver.store.lmdb_store import LmdbStore, ReplicatedTxn, _apply_share, open_store
 from hdlserver.wire.bodies import RetrieveTxnLogRequest
 from hdlserver.wire.codes import ResponseCode
 from hdlserver.wire.site import Interface, ServerInfo, SiteInfo, address_from_text
@@ -172,12 +172,32 @@ def test_bad_signature_mid_stream_applies_nothing_after_it(server_dir: Path, sto
 
 def test_killed_mirror_restarts_after_its_last_applied_transaction(server_dir: Path, store: LmdbStore) -> None:
     """The kill lands after txn 1's commit and before the round's txnstat.dct: the store's mark says 1."""
-    store.apply_replicated(b"0:sources", 1, 1000, TXN_ADD_HANDLE, b"TEST/A", (url("a"),))
+    store.apply_replicated(b"0:sources", [ReplicatedTxn(1, 1000, TXN_ADD_HANDLE, b"TEST/A", (url("a"),))])
     source = FakeSource()
     source.answers.append(stream_bytes(record(2, b"TEST/B", TXN_ADD_HANDLE, (url("b"),))))
     mirror = make_mirror(server_dir, store, source)
     assert mirror.run_round() == 1
     assert (source.requests[0].last_txn_id, source.requests[0].last_query_date) == (1, 1000)
+
+
+def test_killed_between_two_partition_commits_loses_nothing_and_applies_nothing_twice(
+        server_dir: Path, store: LmdbStore) -> None:
+    """The kill lands inside a batch: txn 2's partition committed, txn 1's partition and the queue mark not."""
+    a = b"TEST/A"
+    b = next(h for h in (f"TEST/B{i}".encode() for i in range(50))
+             if store.partition_index(h) != store.partition_index(a))
+    part = store._parts[store.partition_index(b)]
+    done = ReplicatedTxn(2, 2000, TXN_ADD_HANDLE, b, (url("b-first"),))
+    part.write(lambda txn: _apply_share(txn, part, b"0:sources", [(done, b)], 0))
+    source = FakeSource()
+    source.answers.append(stream_bytes(record(1, a, TXN_ADD_HANDLE, (url("a"),)),
+                                       record(2, b, TXN_ADD_HANDLE, (url("b-resent"),))))
+    mirror = make_mirror(server_dir, store, source)
+    assert mirror.run_round() == 1
+    assert source.requests[0].last_txn_id == -1  # the queue mark was never written
+    assert store.get_values(a) == (url("a"),)
+    assert store.get_values(b) == (url("b-first"),)  # txn 2 was not applied a second time
+    assert store.replication_mark(b"0:sources")[0] == 2 and saved_state(server_dir)[0] == 2
 
 
 def test_transaction_ids_that_go_backwards_are_not_applied_twice(server_dir: Path, store: LmdbStore,
