@@ -32,6 +32,7 @@ Address = tuple[str, int]
 
 RESOLVER_SITE = "resolver_site"
 LOCAL_NAS = "local_nas"
+ROOT_INFO = "root_info"
 JAVA_CONFIG_DIR_PROPERTY = re.compile(r"-Dnet\.handle\.configDir=(.+)")
 _MAX_SERVICE_HOPS = 3  # HS_SERV may point at another service handle; Java stops at a few hops too
 
@@ -155,20 +156,26 @@ class PrefixRouter:
 
 def java_config_dir(environ: dict[str, str] | os._Environ[str] = os.environ) -> Path | None:
     """The directory Java tools would read: ``-Dnet.handle.configDir=`` in $JAVA_OPTS, else ~/.handle
-    when it holds a resolver_site."""
+    when it holds a resolver_site or a root_info."""
     for word in shlex.split(environ.get("JAVA_OPTS", "")):
         match = JAVA_CONFIG_DIR_PROPERTY.fullmatch(word)
         if match:
             return Path(match.group(1))
     home = Path(environ.get("HOME", "~")).expanduser() / ".handle"
-    return home if (home / RESOLVER_SITE).is_file() else None
+    return home if (home / RESOLVER_SITE).is_file() or (home / ROOT_INFO).is_file() else None
 
 
 def router_from_config_dir(directory: Path, resolver_factory: Callable[[SiteInfo], Resolver]) -> PrefixRouter:
-    """A router for a Java client configuration directory (resolver_site and local_nas)."""
+    """A router for a Java client configuration directory: prefixes listed in local_nas go to resolver_site,
+    the others are resolved at resolver_site, or without one at the root site of root_info (as Java's
+    global resolution starts at the root)."""
     site_file = directory / RESOLVER_SITE
     if not site_file.is_file():
-        raise ConfigError(f"no {RESOLVER_SITE} file: this tool needs one to find servers", str(directory))
+        root_file = directory / ROOT_INFO
+        if root_file.is_file():
+            return PrefixRouter(resolver_factory(read_site_info_file(root_file)))
+        raise ConfigError(f"neither {RESOLVER_SITE} nor {ROOT_INFO}: this tool needs one to find servers",
+                          str(directory))
     site = read_site_info_file(site_file)
     local: frozenset[bytes] = frozenset()
     nas_file = directory / LOCAL_NAS

@@ -111,8 +111,15 @@ def test_java_config_dir(tmp_path: Path) -> None:
     (tmp_path / "local_nas").write_text("*\n0.NA/0.NA\n")
     router = router_from_config_dir(tmp_path, lambda s: FakeResolver({}))  # type: ignore[arg-type,return-value]
     assert router.admin_server(b"ANY/x") == ("127.0.0.1", 8000)
-    with pytest.raises(ConfigError, match="no resolver_site file"):
+    with pytest.raises(ConfigError, match="neither resolver_site nor root_info"):
         router_from_config_dir(tmp_path / "missing", lambda s: FakeResolver({}))  # type: ignore[arg-type,return-value]
+
+
+def test_java_config_dir_with_only_a_root_site(tmp_path: Path) -> None:
+    (tmp_path / "root_info").write_bytes(encode_site(site(9000)))
+    resolver = FakeResolver({b"0.NA/TEST": [HandleValue(1, b"HS_SITE", encode_site(site(9100)))]})
+    router = router_from_config_dir(tmp_path, lambda s: resolver)  # type: ignore[arg-type,return-value]
+    assert router.admin_server(b"TEST/x") == ("127.0.0.1", 9100) and resolver.asked == [b"0.NA/TEST"]
 
 
 def test_java_config_dir_location(tmp_path: Path) -> None:
@@ -120,5 +127,5 @@ def test_java_config_dir_location(tmp_path: Path) -> None:
         Path("/etc/hdl")
     assert java_config_dir({"HOME": str(tmp_path)}) is None
     (tmp_path / ".handle").mkdir()
-    (tmp_path / ".handle" / "resolver_site").write_bytes(b"x")
+    (tmp_path / ".handle" / "root_info").write_bytes(b"x")
     assert java_config_dir({"HOME": str(tmp_path)}) == tmp_path / ".handle"
