@@ -180,6 +180,23 @@ def test_hdl_delete_deletes_each_listed_handle(admin_targets: dict[str, AdminTar
     assert_same_output(runs)
 
 
+def test_hdl_delete_folds_only_ascii_case(admin_targets: dict[str, AdminTarget], tmp_path: Path) -> None:
+    """Handle names match whatever their ASCII letters' case (case_sensitive = "no"), but other letters
+    exactly: "ünï" does not name "Ünï"."""
+    runs = {}
+    for name, target in admin_targets.items():
+        with target.secret_admin() as admin:
+            for handle in ("TEST/sp ace", "TEST/Ünï-Mixed"):
+                admin.create_handle(handle, [url_value(handle)])
+        runs[name] = hdl_delete(target, ["test/SP ACE", "TEST/ünï-mixed"], tmp_path)
+        assert runs[name].stdout.splitlines() == [
+            "deleted test/SP ACE", "error deleting 'TEST/ünï-mixed': Error(100): HANDLE NOT FOUND"], \
+            runs[name].describe()
+        target.assert_not_found("TEST/sp ace")
+        assert target.resolve("test/ÜNï-MIXED")[0].data == url_value("TEST/Ünï-Mixed").data
+    assert_same_output(runs)
+
+
 def test_hdl_delete_with_a_wrong_key_changes_nothing(admin_targets: dict[str, AdminTarget], listed_names: list[str],
                                                      wrong_key: Path, tmp_path: Path) -> None:
     runs = {}
