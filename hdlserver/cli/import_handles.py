@@ -6,7 +6,8 @@ running: the records go into the store it serves from, and each is logged as a t
 
 All or nothing for bad input: the whole file is checked first (JSON, value forms, positive and distinct
 value indexes, storable names, a handle given twice, and, without ``--overwrite``, handles that already
-exist). Any problem is reported with its line number and nothing is written. Only then are the records
+exist). Any problem is reported with the file and line and nothing is written; with ``--skip-invalid``
+the lines with a problem are reported and left out, and the others are imported. Only then are the records
 written, in batches of ``--batch-size`` (each batch committed and synced before the next; memory stays
 bounded however large the file). Existing handles are replaced only with ``--overwrite``.
 A value without a ``timestamp`` gets the current time, as the server gives values it creates.
@@ -176,31 +177,39 @@ class CheckResult:
     records: int = 0
     replacing: int = 0  # records that replace an existing handle (with --overwrite)
     problems: Problems = field(default_factory=Problems)
+    skipped: set[int] = field(default_factory=set)  # numbers of the lines left out (with --skip-invalid)
 
 
 def check_file(f: BinaryIO, store: LmdbStore, *, overwrite: bool, now: int, progress: Progress,
-               size: int) -> CheckResult:
-    """The first pass: every problem of the file, with its line number; nothing is written."""
+               size: int, name: str = "", skip: bool = False) -> CheckResult:
+    """The first pass: every problem of the file, as ``NAME: line N: reason``; nothing is written. With ``skip``
+    the lines with a problem are recorded in ``skipped`` (a handle given twice: its later lines)."""
     result = CheckResult()
     seen = SeenKeys()
+    where = f"{name}: " if name else ""
+
+    def problem(number: int, reason: str) -> None:
+        result.problems.add(f"{where}line {number}: {reason}")
+        if skip:
+            result.skipped.add(number)
+
     try:
         for number, raw in numbered_lines(f):
             progress.update(f"checking line {number} ({100 * f.tell() // max(size, 1)}%)")
             if raw is None:
-                result.problems.add(f"line {number}: longer than {MAX_LINE_BYTES} bytes")
+                problem(number, f"longer than {MAX_LINE_BYTES} bytes")
                 continue
             try:
                 handle, key, _values = parse_record(raw, case_sensitive=store.case_sensitive, now=now)
             except BadLine as e:
-                result.problems.add(f"line {number}: {e}")
+                problem(number, str(e))
                 continue
             if not seen.add(key):
-                result.problems.add(f"line {number}: handle {handle.decode('utf-8')} is given twice in the file")
+                problem(number, f"handle {handle.decode('utf-8')} is given twice in the file")
                 continue
             if store.exists(handle):
                 if not overwrite:
-                    result.problems.add(f"line {number}: handle {handle.decode('utf-8')} already exists "
-                                        "(use --overwrite to replace it)")
+                    problem(number, f"handle {handle.decode('utf-8')} already exists (use --overwrite to replace it)")
                     continue
                 result.replacing += 1
             result.records += 1
@@ -210,8 +219,9 @@ def check_file(f: BinaryIO, store: LmdbStore, *, overwrite: bool, now: int, prog
 
 
 def write_file(f: BinaryIO, store: LmdbStore, *, overwrite: bool, now: int, batch_size: int,
-               progress: Progress, total: int) -> int:
-    """The second pass: write the checked records in batches; returns how many were written."""
+               progress: Progress, total: int, skip_lines: frozenset[int] | set[int] = frozenset()) -> int:
+    """The second pass: write the checked records (but not ``skip_lines``) in batches; returns how many were
+    written."""
     written = 0
     batch: list[tuple[bytes, tuple[HandleValue, ...]]] = []
 
@@ -229,6 +239,8 @@ def write_file(f: BinaryIO, store: LmdbStore, *, overwrite: bool, now: int, batc
         progress.update(f"written {written} of {total} handles", force=True)
 
     for number, raw in numbered_lines(f):
+        if number in skip_lines:
+            continue
         try:
             if raw is None:
                 raise BadLine("too long")
@@ -258,30 +270,36 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("file", metavar="FILE", help='JSON lines, one handle record per line ("-": stdin)')
     parser.add_argument("--overwrite", action="store_true",
                         help="replace handles that already exist (default: refuse the whole import)")
+    parser.add_argument("--skip-invalid", action="store_true",
+                        help="report the lines with a problem and import the others (default: import nothing)")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH, metavar="N",
                         help=f"records per write batch (default {DEFAULT_BATCH})")
     return parser
 
 
-def _report(problems: Problems) -> None:
+def _report(problems: Problems, outcome: str) -> None:
     for problem in problems.shown:
         print(f"{PROG}: {problem}", file=sys.stderr)
     if problems.count > len(problems.shown):
         print(f"{PROG}: ... and {problems.count - len(problems.shown)} more problems", file=sys.stderr)
-    print(f"{PROG}: nothing was written", file=sys.stderr)
+    print(f"{PROG}: {outcome}", file=sys.stderr)
 
 
-def run_import(server_dir: Path, path: Path, *, overwrite: bool, batch_size: int) -> int:
+def run_import(server_dir: Path, path: Path, *, overwrite: bool, batch_size: int, name: str = "",
+               skip: bool = False) -> int:
     progress = Progress()
     now = int(time.time())
     before = path.stat()
     store_settings(server_dir)  # a config.dct that cannot be read fails here, before the store is created
     with open_server_store(server_dir, readonly=False, create=True) as store, open(path, "rb") as f:
-        checked = check_file(f, store, overwrite=overwrite, now=now, progress=progress, size=before.st_size)
+        checked = check_file(f, store, overwrite=overwrite, now=now, progress=progress, size=before.st_size,
+                             name=name or str(path), skip=skip)
         progress.done()
-        if checked.problems.count:
-            _report(checked.problems)
+        if checked.problems.count and not skip:
+            _report(checked.problems, "nothing was written")
             return 1
+        if checked.problems.count:
+            _report(checked.problems, f"{len(checked.skipped)} line(s) with a problem are left out (--skip-invalid)")
         after = path.stat()
         if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
             print(f"{PROG}: error: {path} changed while it was being checked; nothing was written", file=sys.stderr)
@@ -289,14 +307,15 @@ def run_import(server_dir: Path, path: Path, *, overwrite: bool, batch_size: int
         f.seek(0)
         try:
             written = write_file(f, store, overwrite=overwrite, now=now, batch_size=batch_size, progress=progress,
-                                 total=checked.records)
+                                 total=checked.records, skip_lines=checked.skipped)
         except ImportStopped as e:
             progress.done()
             print(f"{PROG}: error: import stopped: {e}", file=sys.stderr)
             return 1
         progress.done()
     replaced = f" ({checked.replacing} replaced existing ones)" if checked.replacing else ""
-    print(f"imported {written} handle(s) into {server_dir}{replaced}")
+    skipped = f"; skipped {len(checked.skipped)} line(s)" if checked.skipped else ""
+    print(f"imported {written} handle(s) into {server_dir}{replaced}{skipped}")
     return 0
 
 
@@ -314,7 +333,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.file == "-":
             spooled = _spool_stdin()
         path = spooled or Path(args.file)
-        return run_import(server_dir, path, overwrite=args.overwrite, batch_size=args.batch_size)
+        return run_import(server_dir, path, overwrite=args.overwrite, batch_size=args.batch_size,
+                          name="standard input" if spooled else args.file, skip=args.skip_invalid)
     except HandleError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 1

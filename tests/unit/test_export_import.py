@@ -237,10 +237,21 @@ def test_every_problem_is_reported_with_its_line(tmp_path: Path, source,
         13: "not UTF-8",
     }
     for number, text in expected.items():
-        assert any(line.startswith(f"hdl-import: line {number}: ") and text in line for line in err.splitlines()), \
-            (number, text, err)
+        assert any(line.startswith(f"hdl-import: {path}: line {number}: ") and text in line
+                   for line in err.splitlines()), (number, text, err)
     assert "line 1:" not in err
     assert stored(directory) == records
+
+    # --skip-invalid: the same problems are reported, those lines are left out and the rest is imported.
+    assert import_handles.main([str(directory), str(path), "--skip-invalid"]) == 0
+    out, err = capsys.readouterr()
+    for number, text in expected.items():
+        assert any(line.startswith(f"hdl-import: {path}: line {number}: ") and text in line
+                   for line in err.splitlines()), (number, text, err)
+    assert f"{len(expected)} line(s) with a problem are left out (--skip-invalid)" in err
+    assert f"imported 1 handle(s) into {directory}; skipped {len(expected)} line(s)" in out
+    after = stored(directory)
+    assert after[b"TEST/OK"][0].data == b"https://example.org/" and len(after) == len(records) + 1
 
 
 def test_existing_handles_are_replaced_only_with_overwrite(tmp_path: Path, source,
@@ -297,6 +308,10 @@ def test_import_from_standard_input(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(data)))
     assert import_handles.main([str(directory), "-"]) == 0
     assert sorted(stored(directory)) == [b"TEST/S0", b"TEST/S1", b"TEST/S2"]
+    capsys.readouterr()
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"not json\n")))
+    assert import_handles.main([str(directory), "-"]) == 1
+    assert "hdl-import: standard input: line 1: invalid JSON" in capsys.readouterr().err
 
 
 def test_an_overlong_line_is_reported_without_being_read_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
