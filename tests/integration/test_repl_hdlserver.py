@@ -17,7 +17,8 @@ from servers import ServerProcess, run_cli, setup_server_dir, start_server
 from hdlserver.client.admin import AdminClient, SecretKeyIdentity
 from hdlserver.client.resolver import HandleResponseError
 from hdlserver.store.lmdb_store import open_store
-from hdlserver.wire.codes import ResponseCode
+from hdlserver.wire.bodies import BackupServerRequest, GetNextTxnIdRequest
+from hdlserver.wire.codes import OpCode, ResponseCode
 from hdlserver.wire.values import HandleValue
 
 ADMIN = SecretKeyIdentity(b"0.NA/TEST", 300, b"secret")
@@ -137,3 +138,40 @@ def test_dumpfromprimary_refuses_a_running_server(mirror: ServerProcess) -> None
     assert done.returncode == 1
     assert "stop it before a dump" in done.stderr and "the store is unchanged" in done.stderr
     assert txnstat_last_id(mirror.directory) == before
+
+
+def test_obsolete_next_txn_id_and_backup_server(primary: ServerProcess, mirror: ServerProcess) -> None:
+    with AdminClient(primary.address, ADMIN) as admin:
+        with pytest.raises(HandleResponseError) as caught:
+            admin.request(OpCode.GET_NEXT_TXN_ID, GetNextTxnIdRequest(b"/"))
+        assert caught.value.response_code == ResponseCode.OPERATION_NOT_SUPPORTED
+        assert "no longer supported" in str(caught.value)
+        assert admin.request(OpCode.BACKUP_SERVER, BackupServerRequest(b"/")).response_code == ResponseCode.SUCCESS
+    with AdminClient(mirror.address, SecretKeyIdentity(b"0.NA/TEST", 300, b"mirror-secret")) as admin:
+        with pytest.raises(HandleResponseError) as caught:
+            admin.request(OpCode.GET_NEXT_TXN_ID, GetNextTxnIdRequest(b"/"))
+        assert caught.value.response_code == ResponseCode.SERVER_NOT_RESP
+
+
+def test_source_that_disappears_and_returns(tmp_path: Path) -> None:
+    """The primary is killed while the mirror pulls: every round logs the failure, the mirror keeps
+    serving what it has, and once the primary is back the next round catches up."""
+    source_dir = tmp_path / "primary"
+    source_port = setup_server_dir(source_dir)
+    source = start_server(source_dir, source_port)
+    directory = tmp_path / "m"
+    port = make_mirror(directory, source_dir / "siteinfo.json", source_dir / "admpriv.bin")
+    server = start_server(directory, port)
+    try:
+        first = wait_for(lambda: txnstat_last_id(directory), what="the first round")
+        source.stop(signal.SIGKILL)
+        wait_for(lambda: "ConnectionRefusedError" in server.error_log(), what="the failed round in the log")
+        assert resolved_urls(server.address, "TEST/hello") is not None
+        source = start_server(source_dir, source_port)
+        with AdminClient(source.address, ADMIN) as admin:
+            admin.create_handle("TEST/back", [url("http://example.org/back")])
+        assert wait_for(lambda: resolved_urls(server.address, "TEST/back"), what="the pull after the return")
+        assert txnstat_last_id(directory) == first + 1
+    finally:
+        server.stop()
+        source.stop()

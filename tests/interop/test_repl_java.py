@@ -127,21 +127,26 @@ def java_mirror(tmp_path_factory: pytest.TempPathFactory, our_primary: ServerPro
     server.stop()
 
 
+def newest_txn_id(server_dir: Path) -> int:
+    with open_store(server_dir, case_sensitive=False, readonly=True) as store:
+        return store.last_txn_id()
+
+
 def test_java_mirror_replicates_from_hdlserver(our_primary: ServerProcess, java_mirror: JavaServer) -> None:
     with AdminClient(our_primary.address, ADMIN) as admin:
         admin.create_handle("TEST/j1", [url("http://example.org/j1")])
         admin.create_handle("TEST/j2", [url("http://example.org/j2")])
         admin.add_values("TEST/j1", [HandleValue(2, b"EMAIL", b"j1@example.org")])
         admin.modify_values("TEST/j2", [url("http://example.org/j2-modified")])
+    newest = newest_txn_id(our_primary.directory)
+    wait_for(lambda: txnstat_last_id(java_mirror.directory) == newest, 30, "the Java mirror's txnstat.dct")
     client = java_mirror.client_dir
-    wait_for(lambda: java_resolves(client, "TEST/j1", "j1@example.org"), 40, "TEST/j1 with its EMAIL on Java")
-    wait_for(lambda: java_resolves(client, "TEST/j2", "j2-modified"), 40, "TEST/j2 modified on Java")
+    assert java_resolves(client, "TEST/j1", "j1@example.org")
+    assert java_resolves(client, "TEST/j2", "j2-modified")
     with AdminClient(our_primary.address, ADMIN) as admin:
         admin.delete_handle("TEST/j2")
-    wait_for(lambda: java_resolves(client, "TEST/j2", "HANDLE NOT FOUND"), 40, "TEST/j2 deleted on Java")
-    with open_store(our_primary.directory, case_sensitive=False, readonly=True) as store:
-        newest = store.last_txn_id()
-    wait_for(lambda: txnstat_last_id(java_mirror.directory) == newest, 20, "the Java mirror's txnstat.dct")
+    wait_for(lambda: txnstat_last_id(java_mirror.directory) == newest + 1, 30, "the delete on the Java mirror")
+    assert java_resolves(client, "TEST/j2", "HANDLE NOT FOUND")
     assert (java_mirror.directory / "txns" / "others" / "0%3Asources").is_dir()
 
 
@@ -153,8 +158,7 @@ def test_java_dumpfromprimary_against_hdlserver(tmp_path: Path, our_primary: Ser
     run = run_java("hdl-repl", "dumpfromprimary", directory, config_dir=directory / "client", timeout=90)
     assert "REDUMP FINISHED" in run.output, run.describe()
     assert "---> TEST/DUMPED" in (directory / "logs" / "error.log").read_text(encoding="utf-8")
-    with open_store(our_primary.directory, case_sensitive=False, readonly=True) as store:
-        assert txnstat_last_id(directory) == store.last_txn_id()
+    assert txnstat_last_id(directory) == newest_txn_id(our_primary.directory)
 
 
 # ---------------------------------------------------------------------------------------------------
