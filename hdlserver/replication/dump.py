@@ -89,8 +89,8 @@ def receive(store: LmdbStore, events: Iterator[object], progress: DumpProgress,
                         flush()
                 else:
                     progress.skipped += 1
-                    log.info("dump: %s skipped, its prefix is not in replication_accept_prefixes",
-                             event.handle.decode("utf-8", "replace"))
+                    log.debug("dump: %s skipped, its prefix is not in replication_accept_prefixes",
+                              event.handle.decode("utf-8", "replace"))
             elif isinstance(event, DumpHomedPrefix):
                 flush()
                 if accepts(event.prefix_handle, TXN_HOME_NA, accept_prefixes):
@@ -105,6 +105,9 @@ def receive(store: LmdbStore, events: Iterator[object], progress: DumpProgress,
                 continue  # replication dates: this server keeps none (replication.md 10)
             elif isinstance(event, DumpDone):
                 flush()
+                if progress.skipped:
+                    log.warning("dump: %d handles of prefixes this server does not accept "
+                                "(replication_accept_prefixes) were left out", progress.skipped)
                 return True
     finally:
         flush()

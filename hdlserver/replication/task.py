@@ -36,6 +36,9 @@ def build_mirror(state: ServerState, server_dir: Path) -> Mirror:
     if not isinstance(state.store, LmdbStore):
         raise TypeError("replication needs the LMDB store")
     config = state.settings.server
+    if config.replication_sites_handle or config.replication_site_handle_value:
+        log.warning("replication_sites_handle / replication_site_handle_value are not supported yet: "
+                    "pulling from the site in txnsrcsv.bin / txnsrcsv.json")
     return Mirror(server_dir=server_dir, config=config, store=state.store, own_site=state.site,
                   own_position=state.this_server_position,
                   identity=replication_identity(server_dir, config.replication_authentication),
