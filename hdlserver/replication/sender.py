@@ -3,7 +3,8 @@
 The TCP protocol hands its transport over after writing the response; from then on this module owns the
 connection: it writes the preamble, upgrades to TLS as the TLS server when the stream asks for it (with
 the self-signed certificate of the HS_SITE key, as Java does, so a Java mirror's key pinning accepts it),
-writes the segments with flow control (at most ``HIGH_WATER`` bytes buffered) and closes.
+writes the segments with flow control (at most ``HIGH_WATER`` bytes buffered; a mirror that stops reading
+for ``replication_timeout`` is dropped) and closes.
 """
 
 from __future__ import annotations
@@ -85,17 +86,18 @@ async def _send(state: ServerState, transport: asyncio.Transport, protocol: _Str
             if upgraded is None:
                 raise ConnectionError("the TLS upgrade did not complete")
             transport = upgraded
+        stall = state.settings.server.replication_timeout_ms / 1000.0
         pending: list[bytes] = []
         size = 0
         for count, chunk in enumerate(stream.body(), 1):
             pending.append(chunk)
             size += len(chunk)
             if size >= CHUNK:
-                sent += await _write(transport, protocol, pending)
+                sent += await _write(transport, protocol, pending, stall)
                 pending, size = [], 0
             if count % YIELD_EVERY == 0:
                 await asyncio.sleep(0)
-        sent += await _write(transport, protocol, pending)
+        sent += await _write(transport, protocol, pending, stall)
         log.info("sent the replication %s to %s (%d bytes)", stream.what, peer, sent)
     except (ConnectionError, OSError, ssl.SSLError, TimeoutError) as e:
         log.warning("replication %s to %s stopped after %d bytes: %s", stream.what, peer, sent, e)
@@ -105,13 +107,15 @@ async def _send(state: ServerState, transport: asyncio.Transport, protocol: _Str
         transport.close()
 
 
-async def _write(transport: asyncio.Transport, protocol: _StreamProtocol, chunks: list[bytes]) -> int:
+async def _write(transport: asyncio.Transport, protocol: _StreamProtocol, chunks: list[bytes], stall: float) -> int:
+    """Write, then wait until the buffer drains below the high-water mark; a mirror that reads nothing for
+    ``stall`` seconds (``replication_timeout``) loses its connection."""
     if protocol.lost:
         raise ConnectionError("the mirror closed the connection")
     data = b"".join(chunks)
     if data:
         transport.write(data)
-    await protocol.writable.wait()
+    await asyncio.wait_for(protocol.writable.wait(), stall)
     if protocol.lost:
         raise ConnectionError("the mirror closed the connection")
     return len(data)

@@ -14,10 +14,22 @@ import pytest
 from repl_support import make_mirror, resolved_urls, txnstat_last_id, wait_for
 from servers import ServerProcess, run_cli, setup_server_dir, start_server
 
-from hdlserver.client.admin import AdminClient, SecretKeyIdentity
-from hdlserver.client.resolver import HandleResponseError
+from hdlserver.auth import keys
+from hdlserver.client.admin import AdminClient, PublicKeyIdentity, SecretKeyIdentity
+from hdlserver.client.resolver import HandleResponseError, build_request
+from hdlserver.client.transport import read_exact
+from hdlserver.config.siteinfo import load_site_info
+from hdlserver.replication.puller import REPLICATION_FLAGS, _authenticated_connection
+from hdlserver.replication.streams import (
+    STREAM_PK,
+    SegmentReader,
+    TxnRecord,
+    TxnStreamEnd,
+    read_stream_type,
+    read_txn_stream,
+)
 from hdlserver.store.lmdb_store import open_store
-from hdlserver.wire.bodies import BackupServerRequest, GetNextTxnIdRequest
+from hdlserver.wire.bodies import BackupServerRequest, GetNextTxnIdRequest, RetrieveTxnLogRequest
 from hdlserver.wire.codes import OpCode, ResponseCode
 from hdlserver.wire.values import HandleValue
 
@@ -151,6 +163,10 @@ def test_obsolete_next_txn_id_and_backup_server(primary: ServerProcess, mirror: 
         with pytest.raises(HandleResponseError) as caught:
             admin.request(OpCode.GET_NEXT_TXN_ID, GetNextTxnIdRequest(b"/"))
         assert caught.value.response_code == ResponseCode.SERVER_NOT_RESP
+        with pytest.raises(HandleResponseError) as caught:  # single-source log from a mirror: as Java, RC 5
+            admin.request(OpCode.RETRIEVE_TXN_LOG, RetrieveTxnLogRequest(last_txn_id=0))
+        assert (caught.value.response_code, "Not a primary server" in str(caught.value)) == (
+            ResponseCode.OPERATION_NOT_SUPPORTED, True)
 
 
 def test_source_that_disappears_and_returns(tmp_path: Path) -> None:
@@ -175,3 +191,23 @@ def test_source_that_disappears_and_returns(tmp_path: Path) -> None:
     finally:
         server.stop()
         source.stop()
+
+
+def test_old_protocol_versions_get_a_pk_signed_stream(primary: ServerProcess) -> None:
+    """HDL-TCP before 2.8: no TLS; every record is signed with the server key (SHA1withRSA) and verifies."""
+    site = load_site_info(primary.directory)
+    identity = PublicKeyIdentity(b"0.NA/TEST", 301, keys.load_private_key(primary.directory / "admpriv.bin"))
+    request = bytearray(build_request(OpCode.RETRIEVE_TXN_LOG, RetrieveTxnLogRequest(last_txn_id=0),
+                                      REPLICATION_FLAGS, version=(2, 7)))
+    request[3] = 7  # an old client suggests its own version, 2.7 (suggested minor: envelope byte 3)
+    sock = _authenticated_connection(primary.address, bytes(request), identity, 10.0)
+    try:
+        def read(n: int) -> bytes:
+            return read_exact(sock, n)
+
+        assert read_stream_type(read) == STREAM_PK
+        events = list(read_txn_stream(SegmentReader(read, keys.public_key_from_bytes(site.servers[0].public_key))))
+    finally:
+        sock.close()
+    records = [e for e in events if isinstance(e, TxnRecord)]
+    assert records and records[0].txn_id == 1 and isinstance(events[-1], TxnStreamEnd)
