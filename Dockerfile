@@ -3,6 +3,8 @@
 #   docker run -d --name hdl -p 2641:2641/udp -p 2641:2641/tcp -p 8000:8000 -v hdl-data:/srv/handle \
 #     -e HDL_PREFIX=20.500.12345 -e HDL_PUBLIC_ADDRESS=203.0.113.7 -e HDL_ADMIN_SECRET=change-me hdlserver
 # BASE_IMAGE may name any Debian-like image with Python >= 3.11 and its venv module.
+# Daemonless builders: "buildah bud --format docker" / "podman build --format docker" (the OCI format has no
+# HEALTHCHECK and would drop it).
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 FROM ${BASE_IMAGE} AS build
