@@ -43,7 +43,7 @@ from hdlserver.store.lmdb_store import LmdbStore, ReplicatedTxn
 from hdlserver.wire.bodies import RetrieveTxnLogRequest
 from hdlserver.wire.codes import OpCode
 from hdlserver.wire.handles import prefix_handle_of, to_prefix_handle
-from hdlserver.wire.site import ServerInfo, SiteInfo
+from hdlserver.wire.site import PROTO_TCP, ServerInfo, SiteInfo
 
 log = logging.getLogger("hdlserver.replication")
 
@@ -217,11 +217,19 @@ class Mirror:
         site = self.source_site()
         applied = 0
         for index, server in enumerate(site.servers):
-            if self._cannot_hold_ours(site, index):
+            if self._cannot_hold_ours(site, index) or self._is_me(server):
                 continue
             applied += self.pull(FILE_SOURCE_NAME, index, server)
         self._redump_notice()
         return applied
+
+    def _is_me(self, server: ServerInfo) -> bool:
+        """A source server at this server's own address and TCP port is this server (8 step 1)."""
+        me = self.own_site.servers[self.own_position] if self.own_site.servers else None
+        if me is None or server.address != me.address:
+            return False
+        mine = {i.port for i in me.interfaces if i.protocol == PROTO_TCP}
+        return any(i.protocol == PROTO_TCP and i.port in mine for i in server.interfaces)
 
     def _cannot_hold_ours(self, site: SiteInfo, index: int) -> bool:
         own = self.own_site

@@ -34,7 +34,8 @@ from hdlserver.wire.values import HandleValue, encode_value
 KEY = keys.generate_key_pair("RSA", 1024)
 SOURCE = SiteInfo(servers=(ServerInfo(1, address_from_text("127.0.0.1"), keys.public_key_to_bytes(KEY.public_key()),
                                       (Interface(3, 1, 2641),)),))
-OWN_SITE = dataclasses.replace(SOURCE, primary=False)
+OWN_SITE = dataclasses.replace(SOURCE, primary=False, servers=(dataclasses.replace(
+    SOURCE.servers[0], interfaces=(Interface(3, 1, 2642),)),))
 NOW = 1_800_000_000.0
 
 
@@ -227,3 +228,12 @@ def test_missing_sources_file_is_a_clear_error(tmp_path: Path, store: LmdbStore)
     mirror = make_mirror(tmp_path / "empty", store, FakeSource())
     with pytest.raises(ConfigError, match=r"no replication source: neither txnsrcsv\.bin nor txnsrcsv\.json"):
         mirror.run_round()
+
+
+def test_a_source_server_at_our_own_address_and_port_is_skipped(server_dir: Path, store: LmdbStore) -> None:
+    """A multi-primary or proxied source list may name this server itself: it never pulls from itself."""
+    source = FakeSource()
+    mirror = make_mirror(server_dir, store, source)
+    mirror.own_site = SOURCE  # this server is the one listed in txnsrcsv.json
+    assert mirror.run_round() == 0
+    assert source.requests == []
