@@ -237,3 +237,14 @@ def test_a_source_server_at_our_own_address_and_port_is_skipped(server_dir: Path
     mirror.own_site = SOURCE  # this server is the one listed in txnsrcsv.json
     assert mirror.run_round() == 0
     assert source.requests == []
+
+
+def test_a_transaction_this_store_cannot_hold_is_skipped_not_retried(server_dir: Path, store: LmdbStore,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    source = FakeSource()
+    source.answers.append(stream_bytes(record(1, b"TEST/" + b"x" * 600, TXN_ADD_HANDLE, (url("long"),)),
+                                       record(2, b"TEST/A", TXN_ADD_HANDLE, (url("a"),))))
+    mirror = make_mirror(server_dir, store, source)
+    assert mirror.run_round() == 1
+    assert store.exists(b"TEST/A") and saved_state(server_dir)[0] == 2
+    assert "replicated txn 1 for" in caplog.text and "cannot be stored here, skipped" in caplog.text
