@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric import dsa
+
+from hdlserver.auth import keys
 from hdlserver.core.context import ServerState
-from hdlserver.http.certificate import load_or_create_certificate
+from hdlserver.http.certificate import CERTIFICATE_KEY_BITS, ServerCertificate, self_signed_certificate
 from hdlserver.http.tls import server_ssl_context
 from hdlserver.replication.source import OutgoingStream
 from hdlserver.replication.streams import StreamMode
@@ -27,18 +29,20 @@ CHUNK = 64 * 1024
 TLS_HANDSHAKE_TIMEOUT = 30.0
 YIELD_EVERY = 64  # segments between chances for other connections to run
 
-_contexts: dict[Path, ssl.SSLContext] = {}
+_contexts: dict[int, ssl.SSLContext] = {}  # by id() of the server key, which lives as long as the server
 _tasks: set[asyncio.Task[None]] = set()
 
 
 def stream_ssl_context(state: ServerState) -> ssl.SSLContext:
-    """The TLS server context of this server directory, made once (the certificate file is shared with HTTPS)."""
-    server_dir = Path(state.settings.path).parent
-    context = _contexts.get(server_dir)
+    """The TLS server context for streams, made once per server key: a self-signed certificate of the server
+    key itself (Java mirrors pin the HS_SITE key, so an operator's serverCertificate.pem for HTTPS does not
+    serve here); for DSA keys, whose holders' certificates Java accepts unpinned, a fresh RSA key signs."""
+    key = state.signer.private_key
+    context = _contexts.get(id(key))
     if context is None:
-        certificate = load_or_create_certificate(server_dir, state.signer.private_key, state.this_server.public_key)
-        context = server_ssl_context(certificate)
-        _contexts[server_dir] = context
+        tls_key = keys.generate_key_pair("RSA", CERTIFICATE_KEY_BITS) if isinstance(key, dsa.DSAPrivateKey) else key
+        context = server_ssl_context(ServerCertificate((self_signed_certificate(tls_key),), tls_key))
+        _contexts[id(key)] = context
     return context
 
 

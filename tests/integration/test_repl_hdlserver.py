@@ -145,11 +145,12 @@ def test_dumpfromprimary_fills_a_fresh_mirror_which_then_pulls_newer(tmp_path: P
 
 
 def test_dumpfromprimary_refuses_a_running_server(mirror: ServerProcess) -> None:
-    before = txnstat_last_id(mirror.directory)
+    wait_for(lambda: txnstat_last_id(mirror.directory), what="the mirror's first round")
     done = run_cli("hdlserver.cli.dumpfromprimary", mirror.directory, check=False)
     assert done.returncode == 1
     assert "stop it before a dump" in done.stderr and "the store is unchanged" in done.stderr
-    assert txnstat_last_id(mirror.directory) == before
+    assert not (mirror.directory / "hdldb.dump").exists()
+    assert resolved_urls(mirror.address, "TEST/hello") is not None
 
 
 def test_obsolete_next_txn_id_and_backup_server(primary: ServerProcess, mirror: ServerProcess) -> None:
