@@ -184,6 +184,16 @@ class Mirror:
     state: ReplicationState = field(init=False)
     statuses: dict[str, SourceStatus] = field(default_factory=dict)
     _sources: tuple[float, SiteInfo] | None = None
+    _current: StreamConnection | None = None
+    _aborted: bool = False
+
+    def abort(self) -> None:
+        """From another thread, at shutdown: close the stream being read so the round ends at once; what it
+        applied so far stays applied and recorded."""
+        self._aborted = True
+        current = self._current
+        if current is not None:
+            current.close()
 
     def __post_init__(self) -> None:
         self.state = ReplicationState.load(self.server_dir / TXNSTAT_FILE)
@@ -217,6 +227,8 @@ class Mirror:
         site = self.source_site()
         applied = 0
         for index, server in enumerate(site.servers):
+            if self._aborted:
+                break
             if self._cannot_hold_ours(site, index) or self._is_me(server):
                 continue
             applied += self.pull(FILE_SOURCE_NAME, index, server)
@@ -255,12 +267,17 @@ class Mirror:
         try:
             connection = self.fetch(server, OpCode.RETRIEVE_TXN_LOG, request, self.identity,
                                     self.config.replication_timeout_ms / 1000.0)
+            self._current = connection
             try:
                 self._consume(name, queue, status, read_txn_stream(connection.reader))
             finally:
+                self._current = None
                 connection.close()
         except (HandleError, OSError, StorageError) as e:
-            self._failed(status, queue, server, e)
+            if self._aborted:
+                log.info("replication from %s stopped at txn %d: the server is stopping", name, queue.last_txn_id)
+            else:
+                self._failed(status, queue, server, e)
             return status.last_round_applied
         applied = status.last_error_free_round()
         status.last_success_time = self.clock()

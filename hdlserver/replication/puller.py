@@ -73,6 +73,9 @@ class StreamConnection:
     reader: SegmentReader
 
     def close(self) -> None:
+        """Also wakes a read blocked on the socket in another thread (close alone would not)."""
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
         with contextlib.suppress(OSError):
             self.sock.close()
 

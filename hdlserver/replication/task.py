@@ -48,10 +48,12 @@ def build_mirror(state: ServerState, server_dir: Path) -> Mirror:
 class PeriodicTask:
     """Runs ``job`` in a worker thread, then waits ``interval`` seconds, until stopped."""
 
-    def __init__(self, name: str, job: Callable[[], object], interval_seconds: float) -> None:
+    def __init__(self, name: str, job: Callable[[], object], interval_seconds: float,
+                 abort: Callable[[], None] | None = None) -> None:
         self.name = name
         self.job = job
         self.interval = interval_seconds
+        self.abort = abort  # makes a running job return early (called from the event loop's thread)
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -70,6 +72,8 @@ class PeriodicTask:
 
     async def stop(self) -> None:
         self._stop.set()
+        if self.abort is not None:
+            self.abort()
         if self._task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), STOP_WAIT_SECONDS)
@@ -106,7 +110,8 @@ def start_replication(state: ServerState, server_dir: Path) -> ReplicationTasks:
     if replicates(state):
         mirror = build_mirror(state, server_dir)
         state.mirror = mirror
-        tasks.append(PeriodicTask("replication pull", mirror.run_round, config.replication_interval_ms / 1000.0))
+        tasks.append(PeriodicTask("replication pull", mirror.run_round, config.replication_interval_ms / 1000.0,
+                                  abort=mirror.abort))
     if config.enable_txn_queue and config.txnlog_num_days_to_keep > 0 and isinstance(state.store, LmdbStore):
         tasks.append(PeriodicTask("transaction log pruning",
                                   prune_job(state.store, config.txnlog_num_days_to_keep, state.clock),

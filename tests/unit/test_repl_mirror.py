@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import pytest
 from hdlserver.auth import keys
 from hdlserver.client.admin import SecretKeyIdentity
 from hdlserver.client.resolver import HandleResponseError
+from hdlserver.client.transport import read_exact
 from hdlserver.config.settings import ServerConfig
 from hdlserver.config.siteinfo import save_site_info_json
 from hdlserver.errors import ConfigError
@@ -248,3 +251,24 @@ def test_a_transaction_this_store_cannot_hold_is_skipped_not_retried(server_dir:
     assert mirror.run_round() == 1
     assert store.exists(b"TEST/A") and saved_state(server_dir)[0] == 2
     assert "replicated txn 1 for" in caplog.text and "cannot be stored here, skipped" in caplog.text
+
+
+def test_abort_ends_a_round_blocked_on_a_silent_source(server_dir: Path, store: LmdbStore) -> None:
+    """Shutdown while the source sends nothing: abort() from another thread wakes the blocked read."""
+    ours, theirs = socket.socketpair()
+
+    def fetch(server: ServerInfo, opcode: int, body: object, identity: object, timeout: float) -> StreamConnection:
+        return StreamConnection(ours, SegmentReader(lambda n: read_exact(ours, n), None))
+
+    mirror = make_mirror(server_dir, store, FakeSource())
+    mirror.fetch = fetch
+    timer = threading.Timer(0.2, mirror.abort)
+    timer.start()
+    started = time.monotonic()
+    try:
+        assert mirror.run_round() == 0
+    finally:
+        timer.cancel()
+        theirs.close()
+    assert time.monotonic() - started < 5
+    assert mirror.status()[0].last_error is None  # a stop is not a replication failure
