@@ -1,7 +1,8 @@
 """Which prefixes this server serves, and the responsibility test of server.md 7.1.
 
 The set of homed prefixes is read from the store at start and kept in memory, because every
-resolution consults it; home/unhome update both the store and this cache.
+resolution consults it; home/unhome update both the store and this cache. ``serves`` also remembers its
+verdict per prefix (the part of a handle before its first '/'), so the hot path pays one dict lookup.
 """
 
 from __future__ import annotations
@@ -15,11 +16,15 @@ from hdlserver.wire.site import SiteInfo
 NOT_HERE = "That prefix doesn't live here"
 HASHED_WRONG = "Request was hashed incorrectly"
 
+_NOT_SERVED, _SERVED, _DERIVED = 0, 1, 2  # verdicts per prefix; _DERIVED: 0.NA, the suffix decides
+_MAX_VERDICTS = 4096  # distinct prefixes remembered before starting afresh (names come from clients)
+
 
 class HomedPrefixes:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._homed: set[bytes] = {p.upper() for p in store.homed_prefixes()}
+        self._verdicts: dict[bytes, int] = {}
 
     def __contains__(self, prefix_handle: bytes) -> bool:
         return prefix_handle.upper() in self._homed
@@ -28,12 +33,14 @@ class HomedPrefixes:
         handle = to_prefix_handle(prefix)
         self._store.home_prefix(handle, log=log)
         self._homed.add(handle)
+        self._verdicts.clear()
         return handle
 
     def unhome(self, prefix: bytes, *, log: bool = True) -> bool:
         handle = to_prefix_handle(prefix)
         removed = self._store.unhome_prefix(handle, log=log)
         self._homed.discard(handle)
+        self._verdicts.clear()
         return removed
 
     def sorted(self) -> list[bytes]:
@@ -41,10 +48,29 @@ class HomedPrefixes:
 
     def serves(self, handle: bytes) -> bool:
         """server.md 7.1 steps 2-3, for a handle already in its 0.NA form when slashless."""
-        if prefix_handle_of(handle) in self._homed:
-            return True
-        if handle[:5].upper() != NA_PREFIX:
-            return False
+        slash = handle.find(b"/")
+        if slash < 0:
+            return prefix_handle_of(handle) in self._homed
+        prefix = handle[:slash]
+        verdict = self._verdicts.get(prefix)
+        if verdict is None:
+            verdict = self._verdict(prefix)
+        if verdict != _DERIVED:
+            return verdict == _SERVED
+        return self._serves_derived(handle)
+
+    def _verdict(self, prefix: bytes) -> int:
+        upper = prefix.upper()
+        if NA_PREFIX + upper in self._homed:
+            verdict = _SERVED
+        else:
+            verdict = _DERIVED if upper + b"/" == NA_PREFIX else _NOT_SERVED
+        if len(self._verdicts) >= _MAX_VERDICTS:
+            self._verdicts.clear()
+        self._verdicts[prefix] = verdict
+        return verdict
+
+    def _serves_derived(self, handle: bytes) -> bool:
         # Derived prefix handle 0.NA/a.b.c: served if some 0.NA/0.NA/a.b or 0.NA/0.NA/a is homed.
         rest = handle[5:]
         dot = rest.rfind(b".")
