@@ -1,11 +1,12 @@
 """Prometheus metrics of a running server: what it answered, how fast, and the state it holds (issue 8).
 
 Design: recording is cheap and scraping does the work. A transport records each answered request with one
-call that updates two dicts and a list (``RequestRecorder.record``: no locks, no label objects, no string
-formatting); prometheus-client objects are built only when ``/metrics`` is read, by a collector that turns
-those plain counters into metric families. Recording and scraping both run on the server's event loop, so
-the counters need no lock. Gauges (open connections, pending challenges, the store) are read at scrape time
-from callables registered with ``Metrics.add_gauge``, so they cost nothing between scrapes.
+call that finds one list in a dict and increments two of its items (``RequestRecorder.record``: no locks,
+no label objects, no string formatting); prometheus-client objects are built only when ``/metrics`` is
+read, by a collector that turns those plain counters into metric families. Recording and scraping both run
+on the server's event loop, so the counters need no lock. Gauges (open connections, pending challenges,
+the store) are read at scrape time from callables registered with ``Metrics.add_gauge``, so they cost
+nothing between scrapes.
 
 Configuration, hdlserver's own keys in ``server_config`` (the Java server has no metrics):
 
@@ -106,27 +107,39 @@ def metrics_config(settings: Settings) -> MetricsConfig:
 
 
 class RequestRecorder:
-    """Answered requests of one transport: counts per (opcode, response code), latency per opcode."""
+    """Answered requests of one transport: one latency histogram per (opcode, response code), whose counts
+    give the request counts (one dict lookup per request; the scrape adds them up per opcode)."""
 
-    __slots__ = ("clock", "counts", "histograms", "transport")
+    __slots__ = ("clock", "histograms", "transport")
 
     def __init__(self, transport: str, clock: Callable[[], float]) -> None:
         self.transport = transport
         self.clock = clock  # the clock the transports stamp ``started`` with (time.monotonic)
-        self.counts: dict[tuple[int, int], int] = {}
-        # opcode -> one count per bucket of LATENCY_BUCKETS, one for +Inf, then the sum of the durations
-        self.histograms: dict[int, list[float]] = {}
+        # (opcode, response code) -> one count per bucket of LATENCY_BUCKETS, one for +Inf, then the sum of the
+        # durations
+        self.histograms: dict[tuple[int, int], list[float]] = {}
 
     def record(self, opcode: int, response_code: int, started: float) -> None:
         elapsed = self.clock() - started
-        key = (opcode, response_code)
-        counts = self.counts
-        counts[key] = counts.get(key, 0) + 1
-        histogram = self.histograms.get(opcode)
-        if histogram is None:
-            histogram = self.histograms[opcode] = [0.0] * (len(LATENCY_BUCKETS) + 2)
+        try:
+            histogram = self.histograms[opcode, response_code]
+        except KeyError:
+            histogram = self.histograms[opcode, response_code] = [0.0] * (len(LATENCY_BUCKETS) + 2)
         histogram[bisect.bisect_left(LATENCY_BUCKETS, elapsed)] += 1
         histogram[-1] += elapsed
+
+    def counts(self) -> dict[tuple[int, int], int]:
+        """Requests per (opcode, response code)."""
+        return {key: int(sum(histogram[:-1])) for key, histogram in self.histograms.items()}
+
+    def by_opcode(self) -> dict[int, list[float]]:
+        """The histograms added up per opcode (same layout)."""
+        merged: dict[int, list[float]] = {}
+        for (opcode, _code), histogram in self.histograms.items():
+            total = merged.setdefault(opcode, [0.0] * len(histogram))
+            for i, value in enumerate(histogram):
+                total[i] += value
+        return merged
 
 
 @dataclass(slots=True)
@@ -259,9 +272,9 @@ class _Collector:
                                           "Time from a request's arrival to its answer being sent",
                                           labels=["transport", "opcode"])
         for transport, recorder in sorted(self.metrics.recorders.items()):
-            for (opcode, code), count in sorted(recorder.counts.items()):
+            for (opcode, code), count in sorted(recorder.counts().items()):
                 counts.add_metric([transport, OpCode.name_of(opcode), ResponseCode.name_of(code)], count)
-            for opcode, histogram in sorted(recorder.histograms.items()):
+            for opcode, histogram in sorted(recorder.by_opcode().items()):
                 cumulative, buckets = 0.0, []
                 for label, count in zip(_BUCKET_LABELS, histogram, strict=False):
                     cumulative += count
@@ -348,11 +361,11 @@ class MeteredAccessLog(AccessLog):
 
     def __init__(self, enabled: bool, transport: str, recorder: RequestRecorder) -> None:
         super().__init__(enabled, transport)
-        self.recorder = recorder
+        self.observe = recorder.record  # bound once: one attribute lookup less per request
 
     def record(self, client: str, suggested: tuple[int, int], started: float, opcode: int, response_code: int,
                handle: bytes, identity: str = "") -> None:
-        self.recorder.record(opcode, response_code, started)
+        self.observe(opcode, response_code, started)
         if self.enabled:  # checked here too: no second call on the hot path when access logging is off
             super().record(client, suggested, started, opcode, response_code, handle, identity)
 

@@ -44,12 +44,13 @@ def test_recorder_counts_and_buckets() -> None:
     recorder.record(OpCode.RESOLUTION, ResponseCode.SUCCESS, 10.0 - 0.00004)  # first bucket (50 us)
     recorder.record(OpCode.RESOLUTION, ResponseCode.SUCCESS, 10.0 - 0.001)  # exactly on the 1 ms bound
     recorder.record(OpCode.RESOLUTION, ResponseCode.HANDLE_NOT_FOUND, 10.0 - 60)  # past every bound: +Inf
-    assert recorder.counts == {(1, 1): 2, (1, 100): 1}
-    histogram = recorder.histograms[1]
+    assert recorder.counts() == {(1, 1): 2, (1, 100): 1}
+    histogram = recorder.by_opcode()[1]
     assert histogram[0] == 1
     assert histogram[LATENCY_BUCKETS.index(0.001)] == 1
     assert histogram[len(LATENCY_BUCKETS)] == 1
     assert histogram[-1] == pytest.approx(60.00104)
+    assert sum(histogram[:-1]) == 3
 
 
 def test_render_parses_with_named_codes_and_cumulative_buckets() -> None:
