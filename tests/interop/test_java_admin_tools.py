@@ -136,6 +136,20 @@ def test_hdl_list_with_values_prints_the_same_for_both_servers(admin_targets: di
         f"=== hdlserver ===\n{runs['ours'].describe()}\n=== the Java server ===\n{runs['java'].describe()}"
 
 
+def test_hdl_list_of_derived_prefixes(admin_targets: dict[str, AdminTarget]) -> None:
+    """``0.NA/0.NA/TEST`` lists the derived prefix handles ``0.NA/TEST.*`` (server.md 10.1). Only hdlserver is
+    asked: the reference Java build keeps its handles in JDB storage, whose getHandlesForNA throws "The
+    requested prefix doesn't live here" for that argument, and the Java server then answers with request id -1
+    (the Java client reports a SECURITY_ALERT)."""
+    ours = admin_targets["ours"]
+    with ours.secret_admin() as admin:
+        admin.create_handle(f"0.NA/{LIST_PREFIX}", [url_value(LIST_PREFIX)])
+    run = hdl_list(ours, "0.NA/0.NA/TEST")
+    assert run.returncode == 0, run.describe()
+    assert f"0.NA/{LIST_PREFIX}" in run.stdout.splitlines(), run.describe()
+    assert all(line.startswith("0.NA/TEST.") for line in run.stdout.splitlines()), run.describe()
+
+
 # (prefix, identity, key): "admin" is admpriv.bin, the key of 301:0.NA/TEST; "wrong" belongs to nobody.
 LIST_CASES = {
     "prefix-handle-argument": (f"0.NA/{LIST_PREFIX}", ("0.NA/TEST", 301), "admin"),
