@@ -163,3 +163,18 @@ def test_sessions_and_challenges(server: tuple[ServerProcess, dict[str, tuple[st
     assert value(scrape(http), "hdlserver_sessions_open") == value(during, "hdlserver_sessions_open") - 1
     assert any(name == "hdlserver_requests_total" and dict(labels)["opcode"] == "SESSION_SETUP"
                for name, labels in during)
+
+
+def test_metrics_port_in_use_stops_startup(tmp_path: Path) -> None:
+    directory = tmp_path / "srv"
+    setup_server_dir(directory)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        config = load_dct(directory / "config.dct")
+        config["server_config"]["metrics_port"] = str(taken.getsockname()[1])  # type: ignore[index]
+        (directory / "config.dct").write_text(format_dct(config), encoding="utf-8")
+        proc = run_cli("hdlserver.cli.server", directory, check=False, timeout=60)
+    assert proc.returncode == 1
+    assert "cannot start the listeners" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (directory / "delete_this_to_stop_server").exists()
