@@ -172,7 +172,7 @@ def certified_resolver(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, .
     ("TEST/hello", 1, 'index=1 type=URL rwr- "https://www.handle.net/"'),
     ("TEST/many", 1, 'index=40 type=URL rwr- "http://example.org/a/long/path/040"'),  # signed over several datagrams
     ("TEST/does-not-exist", 100, None),
-])
+], ids=["hello", "many", "missing"])
 def test_java_client_verifies_certified_answer(hdl_clients: dict[str, Path], certified_resolver: tuple[str, ...],
                                                transport: str, handle: str, code: int, shown: str | None) -> None:
     run = run_java("hdl-java", *certified_resolver, handle, config_dir=hdl_clients[transport])
