@@ -44,10 +44,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-
-from prometheus_client import CollectorRegistry, ProcessCollector
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.exposition import choose_encoder
+from typing import TYPE_CHECKING
 
 from hdlserver.config.dct import dct_int, dct_optional_bool
 from hdlserver.config.settings import Settings
@@ -60,6 +57,11 @@ from hdlserver.net.access import AccessLog
 from hdlserver.store.base import Store
 from hdlserver.wire.codes import OpCode, ResponseCode
 from hdlserver.wire.envelope import Envelope
+
+# prometheus-client is imported where a registry is built or read (below), not here: a server without metrics
+# does not pay its ~3 MB.
+if TYPE_CHECKING:
+    from prometheus_client.core import Metric
 
 METRICS_PATH = "/metrics"
 DEFAULT_METRICS_BIND_ADDRESS = "127.0.0.1"
@@ -191,6 +193,8 @@ class Metrics:
         self.log_counter = _LogCounter()
         self.store: Store | None = None
         self.store_path: Path | None = None
+        from prometheus_client import CollectorRegistry, ProcessCollector
+
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Collector(self))
         ProcessCollector(registry=self.registry)
@@ -241,6 +245,8 @@ class Metrics:
 
     def render(self, accept: str = "") -> tuple[bytes, str]:
         """The exposition (OpenMetrics when ``accept`` asks for it, else the Prometheus text) and its type."""
+        from prometheus_client.exposition import choose_encoder
+
         encoder, content_type = choose_encoder(accept)
         return encoder(self.registry), content_type
 
@@ -252,6 +258,8 @@ class _Collector:
         self.metrics = metrics
 
     def collect(self) -> list[Metric]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
         m = self.metrics
         families: list[Metric] = [*self._requests(), *self._gauges(), *self._store(), *self._replication()]
         logged = CounterMetricFamily(f"{NAMESPACE}_log_messages", "WARNING and ERROR lines logged by the server",
@@ -266,6 +274,8 @@ class _Collector:
         return [*families, logged, started, info]
 
     def _requests(self) -> list[Metric]:
+        from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+
         counts = CounterMetricFamily(f"{NAMESPACE}_requests", "Answered requests",
                                      labels=["transport", "opcode", "response_code"])
         durations = HistogramMetricFamily(f"{NAMESPACE}_request_duration_seconds",
@@ -283,6 +293,8 @@ class _Collector:
         return [counts, durations]
 
     def _gauges(self) -> list[Metric]:
+        from prometheus_client.core import GaugeMetricFamily
+
         families: dict[str, GaugeMetricFamily] = {}
         for gauge in self.metrics.gauges:
             family = families.get(gauge.name)
@@ -293,6 +305,8 @@ class _Collector:
         return list(families.values())
 
     def _store(self) -> list[Metric]:
+        from prometheus_client.core import GaugeMetricFamily
+
         m = self.metrics
         if m.store is None:
             return []
@@ -311,6 +325,8 @@ class _Collector:
         return [handles, txn, sizes]
 
     def _replication(self) -> list[Metric]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
         m = self.metrics
         if not m.replication:
             return []
