@@ -1,14 +1,16 @@
 """Which prefixes this server serves, and the responsibility test of server.md 7.1.
 
-The set of homed prefixes is read from the store at start and kept in memory, because every
-resolution consults it; home/unhome update both the store and this cache. ``serves`` also remembers its
-verdict per prefix (the part of a handle before its first '/'), so the hot path pays one dict lookup.
+Every resolution consults the homed prefixes, so their set is kept in memory and read again from the
+store whenever ``store.homed_version()`` moves: a home or unhome by anyone -- this server, another worker
+process, a mirror's replication thread, hdl-loadjson --home -- is seen by the next request, for the price
+of one empty read transaction. ``serves`` also remembers its verdict per prefix (the part of a handle
+before its first '/'), so the hot path pays one dict lookup on top.
 """
 
 from __future__ import annotations
 
 from hdlserver.errors import ProtocolError
-from hdlserver.store.base import Store
+from hdlserver.store.lmdb_store import LmdbStore
 from hdlserver.wire.codes import ResponseCode
 from hdlserver.wire.handles import NA_PREFIX, prefix_handle_of, server_position, to_prefix_handle
 from hdlserver.wire.site import SiteInfo
@@ -18,36 +20,45 @@ HASHED_WRONG = "Request was hashed incorrectly"
 
 _NOT_SERVED, _SERVED, _DERIVED = 0, 1, 2  # verdicts per prefix; _DERIVED: 0.NA, the suffix decides
 _MAX_VERDICTS = 4096  # distinct prefixes remembered before starting afresh (names come from clients)
+_UNREAD = -1  # no store version is negative
 
 
 class HomedPrefixes:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: LmdbStore) -> None:
         self._store = store
-        self._homed: set[bytes] = {p.upper() for p in store.homed_prefixes()}
+        self._version = _UNREAD
+        self._homed: set[bytes] = set()
         self._verdicts: dict[bytes, int] = {}
+        self._refresh()
+
+    def _refresh(self) -> None:
+        version = self._store.homed_version()
+        if version != self._version:
+            # Read after the version: a change committed in between only means one more reload later.
+            self._homed = {p.upper() for p in self._store.homed_prefixes()}
+            self._verdicts = {}
+            self._version = version
 
     def __contains__(self, prefix_handle: bytes) -> bool:
+        self._refresh()
         return prefix_handle.upper() in self._homed
 
     def home(self, prefix: bytes, *, log: bool = True) -> bytes:
         handle = to_prefix_handle(prefix)
         self._store.home_prefix(handle, log=log)
-        self._homed.add(handle)
-        self._verdicts.clear()
         return handle
 
     def unhome(self, prefix: bytes, *, log: bool = True) -> bool:
         handle = to_prefix_handle(prefix)
-        removed = self._store.unhome_prefix(handle, log=log)
-        self._homed.discard(handle)
-        self._verdicts.clear()
-        return removed
+        return self._store.unhome_prefix(handle, log=log)
 
     def sorted(self) -> list[bytes]:
+        self._refresh()
         return sorted(self._homed)
 
     def serves(self, handle: bytes) -> bool:
         """server.md 7.1 steps 2-3, for a handle already in its 0.NA form when slashless."""
+        self._refresh()
         slash = handle.find(b"/")
         if slash < 0:
             return prefix_handle_of(handle) in self._homed

@@ -199,11 +199,17 @@ class _Partition:
         """``decode(key, value)`` of one entry, or None: ``read`` specialised for the resolution path."""
         return self.lookup_since(db, key, decode, NEVER_READ, None)[1]
 
-    def lookup_since(self, db: lmdb._Database, key: bytes, decode: Callable[[bytes, memoryview], T],
+    def snapshot_id(self) -> int:
+        """Id of the newest write transaction committed to this environment, by any process (LMDB numbers
+        them in commit order): what a read transaction begun now sees."""
+        return self.lookup_since(self.meta, None, _present, NEVER_READ, None)[0]
+
+    def lookup_since(self, db: lmdb._Database, key: bytes | None, decode: Callable[[bytes, memoryview], T],
                      txn_id: int, previous: T | None) -> tuple[int, T | None]:
         """(id of the read snapshot, ``decode(key, value)`` or None). ``previous`` is what an earlier call
         returned for ``key`` from snapshot ``txn_id``: if the new snapshot has the same id, nothing was
-        committed to this environment since, by any process, and ``previous`` is returned unread."""
+        committed to this environment since, by any process, and ``previous`` is returned unread (as it is
+        when ``key`` is None: only the id is wanted)."""
         gate = self.gate
         while True:
             held = gate.hold()
@@ -213,7 +219,7 @@ class _Partition:
                 txn = self.env.begin(db, None, False, True)  # (db, parent, write, buffers): keywords cost here
                 try:
                     snapshot = txn.id()
-                    if snapshot == txn_id:
+                    if snapshot == txn_id or key is None:
                         return snapshot, previous
                     raw = txn.get(key)
                     return snapshot, (None if raw is None else decode(key, raw))
@@ -471,6 +477,10 @@ class LmdbStore:
     def homed_prefixes(self) -> list[bytes]:
         part = self._partition0()
         return list(part.scan(part.nas, _key_only))
+
+    def homed_version(self) -> int:
+        """Changes whenever the homed prefixes may have (any commit to partition 0, by any process)."""
+        return self._partition0().snapshot_id()
 
     def last_txn_id(self) -> int:
         if self._closed:

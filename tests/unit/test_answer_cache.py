@@ -153,6 +153,22 @@ def test_unhoming_a_prefix_is_seen_by_the_next_resolution(state: ServerState) ->
     state.store.delete_handle(handle)
 
 
+def test_a_prefix_homed_by_another_process_is_seen_by_the_next_resolution(state: ServerState,
+                                                                         server_dir: Path) -> None:
+    handle = b"ELSEWHERE/1"
+    request = resolution(handle)
+    state.store.create_handle(handle, [url("http://example.org/elsewhere")])
+    try:
+        assert fast_answer(state, request) is None  # not homed: the full path answers RC 301
+        run_cli("hdlserver.cli.loadjson", server_dir, "--home", "ELSEWHERE")
+        assert b"0.NA/ELSEWHERE" in state.homed
+        assert fast(state, request) == (ResponseCode.SUCCESS, (url("http://example.org/elsewhere"),))
+    finally:
+        state.homed.unhome(b"ELSEWHERE")
+        state.store.delete_handle(handle)
+    assert fast_answer(state, request) is None
+
+
 def test_the_record_cache_stays_within_its_bounds(state: ServerState) -> None:
     store = store_of(state)
     store.record_cache = RecordCache(max_entries=50, max_bytes=20_000)
