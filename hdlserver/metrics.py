@@ -25,13 +25,13 @@ Metrics (``hdlserver_`` names; transport is UDP, TCP or HTTP, the codes are the 
 * ``open_connections{transport,interface}``, ``challenges_pending``, ``sessions_open``, and whatever else is
   registered with ``add_gauge``;
 * ``store_handles``, ``store_partition_bytes{partition}``, ``last_txn_id``;
-* the replication hook below: ``replication_*{source}``;
+* ``replication_*{source}``: a mirror's progress per source server, read from ``Mirror.status()``;
 * ``start_time_seconds``, ``build_info{version,loop}`` and prometheus-client's ``process_*`` figures.
 
-Replication feeds ``Metrics.replication_pulled`` after each successful pull round from a source and
-``Metrics.replication_failed`` after a failed one; the exported lag is in transactions (source's newest
-id minus the last id applied here) and in seconds (time since this server was last known to be up to date
-with the source).
+A mirror registers its status function with ``Metrics.watch_replication``; each scrape reads it, so the
+figures are the ones its log lines report: the last transaction applied from the source, the lag in
+transactions (how many the last round had to apply) and in seconds (now minus the source's time of the
+newest state pulled), failed rounds and the last error.
 """
 
 from __future__ import annotations
@@ -62,6 +62,8 @@ from hdlserver.wire.envelope import Envelope
 # does not pay its ~3 MB.
 if TYPE_CHECKING:
     from prometheus_client.core import Metric
+
+    from hdlserver.replication.mirror import SourceStatus
 
 METRICS_PATH = "/metrics"
 DEFAULT_METRICS_BIND_ADDRESS = "127.0.0.1"
@@ -144,19 +146,6 @@ class RequestRecorder:
         return merged
 
 
-@dataclass(slots=True)
-class ReplicationSource:
-    """What the replication loop last reported about one source (a primary server it pulls from)."""
-
-    applied_txn_id: int = 0  # newest transaction id of the source applied here
-    source_txn_id: int = 0  # the source's newest transaction id at the last pull
-    last_success: float | None = None  # wall-clock time of the last successful pull
-    up_to_date_since: float | None = None  # wall-clock time this server was last known to be up to date
-    errors: int = 0
-    last_error: str = ""
-    last_error_time: float | None = None
-
-
 @dataclass(frozen=True, slots=True)
 class _Gauge:
     name: str
@@ -189,7 +178,7 @@ class Metrics:
         self.loop_name = loop_name
         self.recorders: dict[str, RequestRecorder] = {}
         self.gauges: list[_Gauge] = []
-        self.replication: dict[str, ReplicationSource] = {}
+        self.replication_status: Callable[[], list[SourceStatus]] | None = None
         self.log_counter = _LogCounter()
         self.store: Store | None = None
         self.store_path: Path | None = None
@@ -223,23 +212,9 @@ class Metrics:
     def close(self) -> None:
         logging.getLogger(NAMESPACE).removeHandler(self.log_counter)
 
-    # -- the replication hook
-
-    def replication_pulled(self, source: str, *, applied_txn_id: int, source_txn_id: int) -> None:
-        """A pull round from ``source`` succeeded: ids of its newest transaction applied here and known there."""
-        now = self.clock()
-        status = self.replication.setdefault(source, ReplicationSource())
-        status.applied_txn_id = applied_txn_id
-        status.source_txn_id = source_txn_id
-        status.last_success = now
-        if applied_txn_id >= source_txn_id:
-            status.up_to_date_since = now
-
-    def replication_failed(self, source: str, error: str) -> None:
-        status = self.replication.setdefault(source, ReplicationSource())
-        status.errors += 1
-        status.last_error = error
-        status.last_error_time = self.clock()
+    def watch_replication(self, status: Callable[[], list[SourceStatus]]) -> None:
+        """Export a mirror's per-source progress (``Mirror.status``), read at scrape time."""
+        self.replication_status = status
 
     # -- output
 
@@ -328,18 +303,17 @@ class _Collector:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
         m = self.metrics
-        if not m.replication:
+        statuses = m.replication_status() if m.replication_status is not None else []
+        if not statuses:
             return []
         now = m.clock()
         labels = ["source"]
         applied = GaugeMetricFamily(f"{NAMESPACE}_replication_applied_txn_id",
                                     "Newest transaction of the source applied here", labels=labels)
-        newest = GaugeMetricFamily(f"{NAMESPACE}_replication_source_txn_id",
-                                   "The source's newest transaction id at the last pull", labels=labels)
         lag = GaugeMetricFamily(f"{NAMESPACE}_replication_lag_transactions",
-                                "Transactions of the source not applied here yet", labels=labels)
+                                "Transactions the last pull round from the source had to apply", labels=labels)
         lag_seconds = GaugeMetricFamily(f"{NAMESPACE}_replication_lag_seconds",
-                                        "Seconds since this server was last up to date with the source",
+                                        "Seconds between now and the source's time of the newest state pulled",
                                         labels=labels)
         success = GaugeMetricFamily(f"{NAMESPACE}_replication_last_success_timestamp_seconds",
                                     "When the last pull from the source succeeded (Unix time)", labels=labels)
@@ -348,18 +322,19 @@ class _Collector:
         last_error = GaugeMetricFamily(f"{NAMESPACE}_replication_last_error_info",
                                        "The last pull error of the source (value: its Unix time)",
                                        labels=["source", "error"])
-        for source, status in sorted(m.replication.items()):
-            applied.add_metric([source], status.applied_txn_id)
-            newest.add_metric([source], status.source_txn_id)
-            lag.add_metric([source], max(0, status.source_txn_id - status.applied_txn_id))
-            since = status.up_to_date_since if status.up_to_date_since is not None else m.started
-            lag_seconds.add_metric([source], max(0.0, now - since))
-            if status.last_success is not None:
-                success.add_metric([source], status.last_success)
-            errors.add_metric([source], status.errors)
-            if status.last_error_time is not None:
-                last_error.add_metric([source, status.last_error], status.last_error_time)
-        return [applied, newest, lag, lag_seconds, success, errors, last_error]
+        for status in sorted(statuses, key=lambda s: s.queue):
+            source = [status.queue]
+            applied.add_metric(source, status.last_txn_id)
+            lag.add_metric(source, status.lag_txns)
+            seconds = status.lag_seconds(now)
+            if seconds is not None:
+                lag_seconds.add_metric(source, seconds)
+            if status.last_success_time is not None:
+                success.add_metric(source, status.last_success_time)
+            errors.add_metric(source, status.errors)
+            if status.last_error is not None and status.last_error_time is not None:
+                last_error.add_metric([status.queue, status.last_error], status.last_error_time)
+        return [applied, lag, lag_seconds, success, errors, last_error]
 
 
 def _version() -> str:

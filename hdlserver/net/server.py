@@ -147,6 +147,8 @@ async def serve(state: ServerState, server_dir: Path, *, ready_file: Path | None
         loop.add_signal_handler(signal.SIGHUP, _hangup, on_hangup)
     running = await start_listeners(state)
     replication = start_replication(state, server_dir)  # pull loop (mirrors), txn log pruning
+    if state.metrics is not None and state.mirror is not None:
+        state.metrics.watch_replication(state.mirror.status)
     stop_file = server_dir / STOP_FILE
     stop_file.write_text("Delete this file to stop the handle server.\n", encoding="utf-8")
     if pid_file is not None:

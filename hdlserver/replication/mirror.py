@@ -80,6 +80,7 @@ class SourceStatus:
     last_error: str | None = None
     last_error_time: float | None = None
     last_success_time: float | None = None
+    errors: int = 0  # failed rounds since the server started
     needs_redump: bool = False
 
     def last_error_free_round(self) -> int:
@@ -295,6 +296,7 @@ class Mirror:
             reason = f"{type(e).__name__}: {e}"
         status.last_error = reason
         status.last_error_time = self.clock()
+        status.errors += 1
         status.last_txn_id = queue.last_txn_id
         log.error("replication from %s (%s) failed at txn %d: %s; the next round retries", status.queue,
                   server.address_text(), queue.last_txn_id, reason)

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from http_support import request
+from prometheus_client.parser import text_string_to_metric_families
 from repl_support import make_mirror, resolved_urls, txnstat_last_id, wait_for
 from servers import ServerProcess, run_cli, setup_server_dir, start_server
 
@@ -52,10 +54,26 @@ def primary(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]
 @pytest.fixture(scope="module")
 def mirror(tmp_path_factory: pytest.TempPathFactory, primary: ServerProcess) -> Iterator[ServerProcess]:
     directory = tmp_path_factory.mktemp("repl-mirror") / "srv"
-    port = make_mirror(directory, primary.directory / "siteinfo.json", primary.directory / "admpriv.bin")
+    port = make_mirror(directory, primary.directory / "siteinfo.json", primary.directory / "admpriv.bin",
+                       extra=('"enable_metrics" = "yes"', '"metrics_port" = "0"'))
     server = start_server(directory, port)
     yield server
     server.stop()
+
+
+def metrics_address(server: ServerProcess) -> tuple[str, int]:
+    for line in (server.directory / "ready.txt").read_text(encoding="utf-8").splitlines():
+        label, host, port = line.split()
+        if label == "metrics":
+            return host, int(port)
+    raise AssertionError("the mirror has no metrics listener")
+
+
+def replication_samples(server: ServerProcess) -> dict[str, float]:
+    reply = request(metrics_address(server), "GET", "/metrics")
+    assert reply.status == 200, reply.body
+    return {sample.name: sample.value for family in text_string_to_metric_families(reply.body.decode("utf-8"))
+            for sample in family.samples if sample.name.startswith("hdlserver_replication_")}
 
 
 def test_creates_changes_and_deletes_reach_the_mirror(primary: ServerProcess, mirror: ServerProcess) -> None:
@@ -71,6 +89,13 @@ def test_creates_changes_and_deletes_reach_the_mirror(primary: ServerProcess, mi
         newest = store.last_txn_id()
     assert wait_for(lambda: txnstat_last_id(mirror.directory) == newest, what="txnstat.dct at the newest id")
     assert "sent the replication transaction log" in primary.error_log()
+    applied = wait_for(lambda: replication_samples(mirror).get("hdlserver_replication_applied_txn_id") == newest,
+                       what="the mirror's metrics at the newest id")
+    assert applied
+    samples = replication_samples(mirror)
+    assert samples["hdlserver_replication_errors_total"] == 0
+    assert samples["hdlserver_replication_last_success_timestamp_seconds"] > 0
+    assert 0 <= samples["hdlserver_replication_lag_seconds"] < 60
 
 
 def test_mirror_refuses_admin_operations(mirror: ServerProcess) -> None:

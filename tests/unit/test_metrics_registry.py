@@ -1,4 +1,4 @@
-"""The metrics registry without a server: recording, histogram buckets, the replication hook, the settings."""
+"""The metrics registry without a server: recording, histogram buckets, replication status, the settings."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from hdlserver.config.dct import parse_dct_document
 from hdlserver.config.settings import Settings, settings_from_document
 from hdlserver.errors import ConfigError
 from hdlserver.metrics import LATENCY_BUCKETS, Metrics, MetricsConfig, RequestRecorder, metrics_config
+from hdlserver.replication.mirror import SourceStatus
 from hdlserver.wire.codes import OpCode, ResponseCode
 
 
@@ -75,23 +76,29 @@ def test_render_parses_with_named_codes_and_cumulative_buckets() -> None:
     assert len(build) == 1 and build[0]["loop"] == "asyncio" and build[0]["version"]
 
 
-def test_replication_hook_reports_lag_and_errors() -> None:
-    clock = FakeClock(1000.0)
+def test_replication_status_of_the_mirror_is_exported_at_scrape_time() -> None:
+    clock = FakeClock(1045.0)
     metrics = Metrics(MetricsConfig(port=0), clock=clock)
-    metrics.replication_pulled("primary-1", applied_txn_id=40, source_txn_id=40)
-    clock.now = 1030.0
-    metrics.replication_pulled("primary-1", applied_txn_id=45, source_txn_id=50)
-    metrics.replication_failed("primary-1", "connection refused")
-    clock.now = 1045.0
+    status = SourceStatus("0:sources", last_txn_id=45, last_timestamp_ms=1_000_000, lag_txns=5,
+                          last_success_time=1030.0)
+    metrics.watch_replication(lambda: [status])
+    source = frozenset({("source", "0:sources")})
     found = samples(metrics)
-    source = frozenset({("source", "primary-1")})
     assert found[("hdlserver_replication_applied_txn_id", source)] == 45
-    assert found[("hdlserver_replication_source_txn_id", source)] == 50
     assert found[("hdlserver_replication_lag_transactions", source)] == 5
-    assert found[("hdlserver_replication_lag_seconds", source)] == 45  # up to date at 1000, now 1045
+    assert found[("hdlserver_replication_lag_seconds", source)] == 45  # source state of 1000, now 1045
     assert found[("hdlserver_replication_last_success_timestamp_seconds", source)] == 1030
+    assert found[("hdlserver_replication_errors_total", source)] == 0
+    assert not [name for name, _labels in found if name == "hdlserver_replication_last_error_info"]
+    status.errors, status.last_error, status.last_error_time = 1, "connection refused", 1040.0  # a failed round
+    found = samples(metrics)
     assert found[("hdlserver_replication_errors_total", source)] == 1
-    assert found[("hdlserver_replication_last_error_info", source | {("error", "connection refused")})] == 1030
+    assert found[("hdlserver_replication_last_error_info", source | {("error", "connection refused")})] == 1040
+
+
+def test_no_replication_series_without_a_mirror() -> None:
+    metrics = Metrics(MetricsConfig(port=0))
+    assert not [name for name, _labels in samples(metrics) if name.startswith("hdlserver_replication")]
 
 
 def test_log_counter_counts_warnings_and_errors_until_closed() -> None:
