@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prefix", default="DEMO", help="prefix used by --init (default DEMO)")
     p.add_argument("--port", type=int, default=2641, help="UDP/TCP port used by --init (default 2641)")
     p.add_argument("--bind-address", default="127.0.0.1", help="bind address used by --init (default 127.0.0.1)")
+    p.add_argument("--http-port", type=int, default=8000,
+                   help="HTTP/HTTPS port (REST API, tunnel, proxy) used by --init (default 8000; 0: none)")
     add_passphrase_options(p, "server private key", "passphrase")
     p.add_argument("--log-stdout", action="store_true", help="log to standard output instead of logs/")
     p.add_argument("--pid-file", type=Path, help="write the process id here while running")
@@ -50,7 +52,7 @@ def initialise(args: argparse.Namespace) -> None:
     result = setup_server_dir(SetupOptions(
         server_dir=args.server_dir, prefixes=[args.prefix], bind_address=args.bind_address,
         public_address=args.bind_address if args.bind_address != "0.0.0.0" else "127.0.0.1",
-        port=args.port, admin_secret=secret, sample_handle=True))
+        port=args.port, http_port=args.http_port or None, admin_secret=secret, sample_handle=True))
     secret_file = args.server_dir / ADMIN_SECRET_FILE
     fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:

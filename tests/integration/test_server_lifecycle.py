@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from http_support import request
 from servers import free_port, run_cli, setup_server_dir, start_server
 
 from hdlserver.client.resolver import Resolver
@@ -98,10 +99,10 @@ def test_encrypted_server_key_with_passphrase(tmp_path: Path) -> None:
 
 def test_init_creates_a_working_demo_server(tmp_path: Path) -> None:
     directory = tmp_path / "demo"
-    port = free_port()
+    port, http_port = free_port(), free_port()
     ready = tmp_path / "ready"
     proc = subprocess.Popen([sys.executable, "-m", "hdlserver.cli.server", "--init", "--port", str(port),
-                             "--ready-file", str(ready), str(directory)],
+                             "--http-port", str(http_port), "--ready-file", str(ready), str(directory)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
@@ -110,6 +111,8 @@ def test_init_creates_a_working_demo_server(tmp_path: Path) -> None:
             time.sleep(0.1)
         result = Resolver([("127.0.0.1", port)]).resolve("DEMO/hello")
         assert any(v.type == b"URL" for v in result.values)
+        reply = request(("127.0.0.1", http_port), "GET", "/api/handles/DEMO/hello")
+        assert reply.status == 200 and reply.json()["handle"] == "DEMO/hello"
         secret = (directory / "admin_secret.txt").read_text().strip()
         assert len(secret) >= 16
         assert (directory / "admin_secret.txt").stat().st_mode & 0o077 == 0
