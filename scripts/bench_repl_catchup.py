@@ -1,6 +1,6 @@
 """Catch-up rate of a mirror N transactions behind its primary, every pairing of hdlserver and Java 9.2.
 
-    .venv/bin/python tests/repl_catchup.py [N]        (default 10 000; loopback; about 3 minutes)
+    .venv/bin/python scripts/bench_repl_catchup.py [N]        (default 10 000; loopback; about 3 minutes)
 
 For each primary (hdlserver: N handles created offline, one transaction each; Java: N CREATEs through one
 hdl-genericbatch session), a fresh mirror of each kind is started and timed from its start until its
@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE / "interop")]
+TESTS = Path(__file__).resolve().parent.parent / "tests"  # reuses the test suite's server and mirror helpers
+sys.path[:0] = [str(TESTS), str(TESTS / "interop")]
 
 from repl_support import make_mirror, txnstat_last_id  # noqa: E402
 from servers import setup_server_dir, start_server  # noqa: E402
