@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench_procs import free_port, pinned, status_mb
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_JAVA_DIR = REPO.parent / "shared" / "handle-java"
 SECRET = "secret"
@@ -49,53 +51,11 @@ LATENCY = re.compile(r"operation latency: p50 ([0-9.]+) ms, p99 ([0-9.]+) ms")
 SUCCESSES = re.compile(r"Successes/Total Entries: (\d+)/(\d+)")
 
 
-def free_port() -> int:
-    """A loopback port free for both TCP and UDP."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind(("127.0.0.1", 0))
-            port = tcp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            return port
-    raise RuntimeError("no free port")
-
-
-def pinned(cpu: int | None, argv: list[str]) -> list[str]:
-    return ["taskset", "-c", str(cpu), *argv] if cpu is not None else argv
-
-
 def run(argv: list[str], timeout: float, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kwargs)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
-
-
-def process_tree(pid: int) -> list[int]:
-    """pid and its descendants (the Java wrapper script execs a JVM child; taskset execs in place)."""
-    pids, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        pids.append(current)
-        with contextlib.suppress(OSError):
-            for task in Path(f"/proc/{current}/task").iterdir():
-                children = (task / "children").read_text().split()
-                todo.extend(int(c) for c in children)
-    return pids
-
-
-def status_mb(pid: int, key: str) -> float:
-    total = 0
-    for p in process_tree(pid):
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith(key + ":"):
-                    total += int(line.split()[1])
-    return round(total / 1024, 1)
 
 
 @dataclass
