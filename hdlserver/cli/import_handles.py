@@ -29,13 +29,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import lmdb
 
 from hdlserver.cli.dblist import CONFIG_FILE, open_server_store, store_settings
 from hdlserver.cli.export import Progress
 from hdlserver.errors import DecodeError, HandleError
+from hdlserver.jsonform.strict_json import DuplicateKeyError, loads_strict
 from hdlserver.jsonform.values_json import value_from_json
 from hdlserver.store.base import HandleExistsError
 from hdlserver.store.lmdb_store import LmdbStore
@@ -99,15 +100,6 @@ class SeenKeys:
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
-def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise BadLine(f"key {key!r} appears twice in one JSON object")
-        out[key] = value
-    return out
-
-
 def parse_record(raw: bytes, *, case_sensitive: bool, now: int) -> tuple[bytes, bytes, tuple[HandleValue, ...]]:
     """(handle, storage key, values) of one line; ``BadLine`` naming the problem."""
     try:
@@ -115,9 +107,11 @@ def parse_record(raw: bytes, *, case_sensitive: bool, now: int) -> tuple[bytes, 
     except UnicodeDecodeError as e:
         raise BadLine(f"not UTF-8 (byte {e.start + 1} of the line)") from None
     try:
-        obj = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
+        obj = loads_strict(text)
     except json.JSONDecodeError as e:
         raise BadLine(f"invalid JSON at column {e.colno}: {e.msg}") from None
+    except DuplicateKeyError as e:
+        raise BadLine(str(e)) from None
     if not isinstance(obj, dict):
         raise BadLine('not a JSON object {"handle": ..., "values": [...]}')
     name = obj.get("handle")

@@ -23,6 +23,7 @@ from typing import Any
 
 from hdlserver.cli.dblist import handle_text, open_server_store, store_settings
 from hdlserver.errors import ConfigError, DecodeError, HandleError
+from hdlserver.jsonform.strict_json import DuplicateKeyError, loads_strict
 from hdlserver.store.base import HandleExistsError
 from hdlserver.wire.handles import NA_PREFIX, fold_case, to_prefix_handle
 from hdlserver.wire.values import HandleValue
@@ -34,10 +35,6 @@ MAX_REPORTED_PROBLEMS = 50
 ValueParser = Callable[[dict[str, Any]], HandleValue]
 
 
-class _DuplicateKey(ValueError):
-    pass
-
-
 @dataclass
 class LoadPlan:
     """What a checked input file asks for; ``problems`` empty means it may be written."""
@@ -47,15 +44,6 @@ class LoadPlan:
     problems: list[str] = field(default_factory=list)
 
 
-def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise _DuplicateKey(f"key {key!r} appears twice in one JSON object")
-        out[key] = value
-    return out
-
-
 def read_json(data: bytes, source: str) -> Any:
     """Parse JSON, refusing duplicate keys (a handle given twice would otherwise silently lose one)."""
     try:
@@ -63,10 +51,10 @@ def read_json(data: bytes, source: str) -> Any:
     except UnicodeDecodeError as e:
         raise ValueError(f"{source}: not UTF-8 (byte offset {e.start})") from None
     try:
-        return json.loads(text, object_pairs_hook=_reject_duplicate_keys)
+        return loads_strict(text)
     except json.JSONDecodeError as e:
         raise ValueError(f"{source}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
-    except _DuplicateKey as e:
+    except DuplicateKeyError as e:
         raise ValueError(f"{source}: {e}") from None
 
 
