@@ -6,6 +6,7 @@ import logging
 import time
 
 from hdlserver.core.accesslog import format_access_line
+from hdlserver.net import logs
 from hdlserver.net.logs import ACCESS_LOGGER
 
 _access = logging.getLogger(ACCESS_LOGGER)
@@ -20,7 +21,10 @@ class AccessLog:
                handle: bytes, identity: str = "") -> None:
         if not self.enabled:
             return
-        now = time.time()
-        millis = int((time.monotonic() - started) * 1000)
-        _access.info(format_access_line(client, self.transport, suggested, now, opcode, response_code, millis,
-                                        identity, handle))
+        entry = (client, self.transport, suggested, time.time(), opcode, response_code,
+                 int((time.monotonic() - started) * 1000), identity, handle)
+        sink = logs.access_sink
+        if sink is not None:
+            sink(entry)  # formatted on the log writer thread
+        else:
+            _access.info(format_access_line(*entry))

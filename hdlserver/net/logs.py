@@ -18,19 +18,25 @@ import logging.handlers
 import queue
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
 from hdlserver.config.settings import LogInterval, LogSaveConfig
-from hdlserver.core.accesslog import format_log_time
+from hdlserver.core.accesslog import AccessEntry, format_access_line, format_log_time
 from hdlserver.errors import ConfigError
 
 ACCESS_LOGGER = "hdlserver.access"
 STDERR_LOGGER = "hdlserver.stderr"
 ERROR_LOG_NAME = "error.log"
 ACCESS_LOG_NAME = "access.log"
+
+# Where the transports put raw access entries while logging runs (setup_logging sets it to the log queue's
+# put): a tuple put on a SimpleQueue costs well under a microsecond on the event loop, where a logger call
+# with its LogRecord and the line's formatting cost tens (design.md 7). None: no queue, use the logger.
+access_sink: Callable[[AccessEntry], None] | None = None
 
 # Python levels to the Java error-log levels: 25 info, 50 normal, 75 bad, 100 fatal.
 _JAVA_LEVELS = {logging.DEBUG: 25, logging.INFO: 50, logging.WARNING: 75, logging.ERROR: 75,
@@ -206,6 +212,8 @@ class LogSetup:
             self.stderr_redirect.flush_pending()
             if sys.stderr is self.stderr_redirect:
                 sys.stderr = self.saved_stderr
+        global access_sink
+        access_sink = None
         self.listener.stop()
         for handler in self.handlers:
             handler.close()
@@ -248,10 +256,11 @@ def setup_logging(log_dir: Path | None, *, to_stdout: bool = False, verbose: boo
     access_handler.setFormatter(AccessLogFormatter())
     handlers += [error_handler, access_handler]
 
-    log_queue: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    listener = logging.handlers.QueueListener(log_queue, _RouteByLogger(error_handler, access_handler),
-                                              respect_handler_level=False)
+    global access_sink
+    log_queue: queue.SimpleQueue[logging.LogRecord | AccessEntry] = queue.SimpleQueue()
+    listener = _LogWriter(log_queue, _RouteByLogger(error_handler, access_handler), respect_handler_level=False)
     listener.start()
+    access_sink = log_queue.put
     queue_handler = logging.handlers.QueueHandler(log_queue)
     for name, level in (("hdlserver", logging.DEBUG if verbose else logging.INFO), (ACCESS_LOGGER, logging.INFO)):
         logger = logging.getLogger(name)
@@ -265,6 +274,16 @@ def setup_logging(log_dir: Path | None, *, to_stdout: bool = False, verbose: boo
         setup.stderr_redirect = StderrToLog(logging.getLogger(STDERR_LOGGER))
         sys.stderr = setup.stderr_redirect
     return setup
+
+
+class _LogWriter(logging.handlers.QueueListener):
+    """The writer thread: takes log records, and raw access entries which it turns into access records."""
+
+    def prepare(self, record: logging.LogRecord | AccessEntry) -> logging.LogRecord:  # type: ignore[override]
+        if isinstance(record, logging.LogRecord):
+            return record
+        return logging.makeLogRecord({"name": ACCESS_LOGGER, "levelno": logging.INFO, "levelname": "INFO",
+                                      "msg": format_access_line(*record), "created": record[3]})
 
 
 class _RouteByLogger(logging.Handler):
