@@ -7,7 +7,9 @@ UDP/TCP listeners call are timed in this process on a rotating set of distinct r
 
 * ``fast_answer hit`` / ``miss`` / ``site info``: a Java-layout RESOLUTION of an existing or a missing
   handle, and a GET_SITE_INFO request;
-* ``get_record hit`` / ``miss``: the store lookup alone.
+* ``get_record hit`` / ``miss``: the store lookup alone;
+* ``access log record``: what an answered request costs the event loop with ``log_accesses`` on (the
+  entry is queued; the log writer thread, running meanwhile, formats and writes it).
 
 Each figure is the best of ``--repeat`` rounds of ``--calls`` calls (the minimum is the least disturbed
 by other load on the machine). Run: ``.venv/bin/python scripts/bench_fast_path.py [--handles 1000]``.
@@ -29,6 +31,8 @@ sys.path.insert(0, str(REPO))
 from hdlserver.client.resolver import build_request  # noqa: E402
 from hdlserver.core.context import ServerState  # noqa: E402
 from hdlserver.core.resolve import fast_answer  # noqa: E402
+from hdlserver.net.access import AccessLog  # noqa: E402
+from hdlserver.net.logs import setup_logging  # noqa: E402
 from hdlserver.serverdir import open_server_state  # noqa: E402
 from hdlserver.setup import SetupOptions, setup_server_dir  # noqa: E402
 from hdlserver.wire.bodies import ResolutionRequest, SiteInfoRequest  # noqa: E402
@@ -99,12 +103,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return fast_answer(state, request)
 
             get_record = state.store.get_record
+            access = AccessLog(True, "UDP")
+
+            def log_access(handle: bytes) -> None:
+                access.record("127.0.0.1", (2, 11), 0.0, OpCode.RESOLUTION, ResponseCode.SUCCESS, handle)
+
+            logs = setup_logging(Path(tmp) / "logs")
+            try:
+                logged = per_call_us(log_access, names, args.calls, args.repeat)
+            finally:
+                logs.stop()
             results = {
                 "fast_answer hit": per_call_us(answer, hits, args.calls, args.repeat),
                 "fast_answer miss": per_call_us(answer, misses, args.calls, args.repeat),
                 "fast_answer site info": per_call_us(answer, site, args.calls, args.repeat),
                 "get_record hit": per_call_us(get_record, names, args.calls, args.repeat),
                 "get_record miss": per_call_us(get_record, missing, args.calls, args.repeat),
+                "access log record": logged,
             }
         finally:
             state.store.close()
