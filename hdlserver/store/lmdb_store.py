@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import itertools
 import logging
 import os
 import threading
@@ -38,6 +39,7 @@ from typing import TypeVar
 import lmdb
 
 from hdlserver.errors import StorageError
+from hdlserver.store import reverse_index
 from hdlserver.store.base import (
     TXN_ADD_HANDLE,
     TXN_DELETE_HANDLE,
@@ -54,6 +56,7 @@ from hdlserver.store.base import (
 )
 from hdlserver.store.record_cache import CachedRecord, RecordCache
 from hdlserver.store.records import (
+    HEADER_SIZE,
     all_public_read,
     decode_int8,
     decode_record,
@@ -179,6 +182,41 @@ class _Partition:
             self.env.close()
             raise StorageError(f"handle store partition {path} is incomplete: {e}") from e
         self.max_key_size = self.env.max_key_size()
+        self.revidx = self._open_reverse_index(readonly)
+
+    def _open_reverse_index(self, readonly: bool) -> lmdb._Database | None:
+        """The reverse-lookup DB; None when a store opened read-only predates it (it is built at the first
+        read-write open)."""
+        try:
+            return self.env.open_db(reverse_index.DB_NAME, create=not readonly, dupsort=True)
+        except lmdb.NotFoundError:
+            return None
+        except lmdb.Error as e:
+            self.env.close()
+            raise StorageError(f"handle store partition {self.path}: cannot open the reverse index: {e}") from e
+
+    def put_record(self, txn: lmdb.Transaction, key: bytes, record: bytes) -> None:
+        """Store a handle record and move its reverse-index entries in the same write transaction: every
+        record write goes through here or ``delete_record``, so no path can leave the index behind."""
+        old = txn.get(key, db=self.handles)
+        old_keys = set() if old is None else self._index_keys(key, old)
+        new_keys = reverse_index.index_keys(memoryview(record)[HEADER_SIZE:], self.max_key_size)
+        txn.put(key, record, db=self.handles)
+        reverse_index.apply_change(txn, self.revidx, key, old_keys, new_keys)
+
+    def delete_record(self, txn: lmdb.Transaction, key: bytes) -> bool:
+        """Delete a handle record and its reverse-index entries; False when there was none."""
+        old = txn.get(key, db=self.handles)
+        if old is None:
+            return False
+        reverse_index.apply_change(txn, self.revidx, key, self._index_keys(key, old), set())
+        return txn.delete(key, db=self.handles)
+
+    def _index_keys(self, key: bytes, raw: bytes | memoryview) -> set[bytes]:
+        return reverse_index.index_keys(decode_record(key, raw).encoded_values, self.max_key_size)
+
+    def record_values(self, key: bytes, raw: bytes) -> tuple[HandleValue, ...]:
+        return decode_record(key, raw).values()
 
     def read(self, fn: Callable[[lmdb.Transaction], T], *, buffers: bool = False) -> T:
         """Run ``fn`` in a short read transaction. With ``buffers`` it sees memoryviews into the map."""
@@ -560,8 +598,7 @@ class LmdbStore:
                 existed = txn.get(e.key, db=part.handles) is not None
                 if existed and not overwrite:
                     raise HandleExistsError(e.handle)
-                txn.put(e.key, record_header(e.all_public_read, now_ms // 1000) + e.encoded_values,
-                        db=part.handles)
+                part.put_record(txn, e.key, record_header(e.all_public_read, now_ms // 1000) + e.encoded_values)
                 if log:
                     action = TXN_MODIFY_HANDLE if existed else TXN_ADD_HANDLE
                     self._put_txn(txn, part, first_txn_id + i, action, e.key, now_ms)
@@ -628,8 +665,7 @@ class LmdbStore:
         def mutate(txn: lmdb.Transaction, now: int) -> tuple[int | None, None]:
             if txn.get(entry.key, db=part.handles) is None:
                 raise HandleNotFoundError(handle)
-            record = record_header(entry.all_public_read, now) + entry.encoded_values
-            txn.put(entry.key, record, db=part.handles)
+            part.put_record(txn, entry.key, record_header(entry.all_public_read, now) + entry.encoded_values)
             return TXN_MODIFY_HANDLE, None
 
         self._change(part, entry.key, log, mutate)
@@ -641,7 +677,7 @@ class LmdbStore:
         part = self._partition(key)
 
         def mutate(txn: lmdb.Transaction, _now: int) -> tuple[int | None, bool]:
-            deleted = txn.delete(key, db=part.handles)
+            deleted = part.delete_record(txn, key)
             return (TXN_DELETE_HANDLE if deleted else None), deleted
 
         return self._change(part, key, log, mutate)
@@ -695,6 +731,73 @@ class LmdbStore:
 
             part.write(remove)
             deleted += len(doomed)
+
+    # -- reverse lookup (/hrls/handles)
+
+    def build_reverse_index(self) -> int:
+        """(Re)build the reverse index of each partition whose meta lacks the current index version (a store
+        made before the index existed); returns how many records were indexed. Runs under the writer lock,
+        so no change of any process falls between its batches; an interrupted build restarts from scratch."""
+        indexed = 0
+        with self._writer():
+            for part in self._parts:
+                if part.read_meta().get(reverse_index.META_VERSION) == reverse_index.INDEX_VERSION:
+                    continue
+                started = time.monotonic()
+                part.write(lambda txn, part=part: txn.drop(part.revidx, delete=False))
+                count = self._index_partition(part)
+                part.write_meta({reverse_index.META_VERSION: reverse_index.INDEX_VERSION})
+                log.info("handle store partition %d: reverse index built for %d records in %.1f s", part.index,
+                         count, time.monotonic() - started)
+                indexed += count
+        return indexed
+
+    @staticmethod
+    def _index_partition(part: _Partition) -> int:
+        after = b""
+        count = 0
+        while True:
+            records = list(itertools.islice(part.scan(part.handles, _key_and_raw, start=after,
+                                                      keep=lambda key, after=after: key != after), _WRITE_BATCH))
+            if not records:
+                return count
+
+            def put(txn: lmdb.Transaction, records: list[tuple[bytes, bytes]] = records) -> None:
+                for key, raw in records:
+                    reverse_index.apply_change(txn, part.revidx, key, set(), part._index_keys(key, raw))
+
+            part.write(put)
+            count += len(records)
+            after = records[-1][0]
+
+    def search(self, conditions: Sequence[reverse_index.Condition], *, prefix: bytes | None = None,
+               limit: int, offset: int = 0, max_scanned: int) -> list[bytes]:
+        """Stored names of the handles that satisfy every condition (``reverse_index.Condition``), in index
+        order (driving condition's data, then handle), ``offset`` skipped, at most ``limit``. ``prefix``
+        restricts to handles under that prefix. ``SearchTooBroadError`` once more than ``max_scanned`` index
+        entries would be walked."""
+        if self._closed:
+            raise StorageError("the handle store is closed")
+        if any(p.revidx is None or p.read_meta().get(reverse_index.META_VERSION) != reverse_index.INDEX_VERSION
+               for p in self._parts):
+            raise StorageError(f"the handle store at {self.path} has no reverse index yet: open it read-write once")
+        ordered = reverse_index.order_conditions(conditions)
+        handle_prefix = b"" if prefix is None else fold_case(prefix, self.case_sensitive) + b"/"
+        budget = [max_scanned]
+        scans = [reverse_index.scan_partition(
+            reverse_index.PartitionIndex(p.read, p.revidx, p.handles, p.max_key_size, p.record_values),
+            ordered, handle_prefix, budget) for p in self._parts]
+        found: list[bytes] = []
+        seen: set[bytes] = set()
+        for _key, handle in heapq.merge(*scans):
+            if handle in seen:
+                continue
+            seen.add(handle)
+            if len(seen) > offset:
+                found.append(handle)
+                if len(found) >= limit:
+                    break
+        return found
 
     # -- replication (a mirror applying pulled transactions; hdlserver/replication/mirror.py)
 
@@ -789,10 +892,10 @@ def _apply_share(txn: lmdb.Transaction, part: _Partition, queue: bytes, items: l
         elif t.action == TXN_UNHOME_NA:
             txn.delete(key, db=part.nas)
         elif t.action == TXN_DELETE_HANDLE:
-            txn.delete(key, db=part.handles)
+            part.delete_record(txn, key)
         elif t.action in (TXN_ADD_HANDLE, TXN_MODIFY_HANDLE):
             values = t.values or ()
-            txn.put(key, record_header(all_public_read(values), now) + encode_values(values), db=part.handles)
+            part.put_record(txn, key, record_header(all_public_read(values), now) + encode_values(values))
         else:
             continue
         applied += 1
@@ -806,6 +909,10 @@ def _present(_key: bytes, _value: memoryview) -> bool:
 
 def _key_only(key: bytes, _value: bytes) -> bytes:
     return key
+
+
+def _key_and_raw(key: bytes, value: bytes) -> tuple[bytes, bytes]:
+    return key, value
 
 
 def _record_handle(record: StoredRecord) -> bytes:
@@ -830,7 +937,8 @@ def _create_partitions(root: Path, count: int, *, map_size: int, sync: bool) -> 
             path.mkdir(parents=True, exist_ok=True)
             part = _Partition(i, path, readonly=False, create=True, map_size=map_size, sync=sync)
             parts.append(part)
-            part.write_meta({_META_FORMAT: STORE_FORMAT, _META_INDEX: i, _META_PARTITIONS: count})
+            part.write_meta({_META_FORMAT: STORE_FORMAT, _META_INDEX: i, _META_PARTITIONS: count,
+                             reverse_index.META_VERSION: reverse_index.INDEX_VERSION})
     except (OSError, StorageError) as e:
         for p in parts:
             p.close()
@@ -901,4 +1009,11 @@ def open_store(server_dir: Path, *, case_sensitive: bool, partitions: int | None
                            f"created), not the {partitions} configured")
     log.info("handle store %s: %d partitions (recorded at creation)", root, recorded)
     parts = _open_partitions(root, recorded, first, readonly=readonly, map_size=map_size, sync=sync)
-    return LmdbStore(root, parts, case_sensitive=case_sensitive, readonly=readonly, clock=clock)
+    store = LmdbStore(root, parts, case_sensitive=case_sensitive, readonly=readonly, clock=clock)
+    if not readonly:
+        try:
+            store.build_reverse_index()
+        except StorageError:
+            store.close()
+            raise
+    return store
