@@ -4,6 +4,7 @@ response gets (CORS, ``http_config.headers``), and ``start_http_listener``.
 Routing, as the Java server's root web app does it:
 
 * ``/api`` and ``/api/...`` -> the REST API (server.md 14);
+* ``/hrls/...`` -> reverse lookup (hrls.py), as the B2HANDLE servlet pyhandle searches with;
 * a POST with Accept and Content-Type ``application/x-hdl-message`` -> a native message (wire.md 13.2);
 * anything else -> the proxy pages, or with ``enable_proxy = no`` the native handler (POST = native message,
   GET = redirect to ``/api/handles/...``);
@@ -12,7 +13,6 @@ Routing, as the Java server's root web app does it:
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import logging
 from dataclasses import replace
@@ -22,6 +22,7 @@ from hdlserver.config.settings import InterfaceConfig
 from hdlserver.core.context import InterfaceRole, ServerState
 from hdlserver.core.dispatch import Dispatcher
 from hdlserver.http.certificate import load_or_create_certificate
+from hdlserver.http.hrls import ReverseLookup, is_hrls_path
 from hdlserver.http.messages import HttpRequest, HttpResponse, text_response
 from hdlserver.http.protocol import HttpConnections, HttpLimits, HttpProtocol
 from hdlserver.http.proxy import ProxyPages
@@ -89,6 +90,7 @@ class HttpApplication:
         self.remote_address_header = http.remote_address_header
         self.internal_proxies = _networks(http.remote_address_internal_proxies)
         self.rest = RestApi(state, dispatcher, log_accesses=log_accesses, authenticate=authenticate)
+        self.hrls = ReverseLookup(state.store, self.rest.authenticate)
         self.tunnel = NativeTunnel(state, dispatcher, role, tls_role(state, iface.bind_port, role),
                                    AccessLog(log_accesses, "HTTP"))
         self.proxy = ProxyPages(state, dispatcher, server_dir, http)
@@ -113,6 +115,8 @@ class HttpApplication:
             return text_response(404, "Not found")
         if is_api_path(request.path):
             return self.rest.handle(request)
+        if is_hrls_path(request.path):
+            return self.hrls.handle(request)
         if is_native_request(request):
             return self.tunnel.handle(request)
         if self.enable_proxy:
@@ -177,7 +181,7 @@ def _tls_mode(iface: InterfaceConfig) -> TlsMode:
 
 async def start_http_listener(state: ServerState, dispatcher: Dispatcher, iface: InterfaceConfig,
                               role: InterfaceRole, *, authenticate: Authenticator | None = None
-                              ) -> asyncio.AbstractServer:
+                              ) -> UnifiedListener:
     """Listen on the interface's address and port; HTTPS on the same port unless ``http_only``.
 
     Creates ``serverCertificate.pem`` (and for DSA server keys ``serverCertificatePrivateKey.bin``) in the
