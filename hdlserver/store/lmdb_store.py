@@ -781,12 +781,12 @@ class LmdbStore:
         if any(p.revidx is None or p.read_meta().get(reverse_index.META_VERSION) != reverse_index.INDEX_VERSION
                for p in self._parts):
             raise StorageError(f"the handle store at {self.path} has no reverse index yet: open it read-write once")
-        ordered = reverse_index.order_conditions(conditions)
+        parts = [reverse_index.PartitionIndex(p.read, p.revidx, p.handles, p.max_key_size, p.record_values)
+                 for p in self._parts]
+        ordered = reverse_index.order_conditions(conditions, parts)
         handle_prefix = b"" if prefix is None else fold_case(prefix, self.case_sensitive) + b"/"
         budget = [max_scanned]
-        scans = [reverse_index.scan_partition(
-            reverse_index.PartitionIndex(p.read, p.revidx, p.handles, p.max_key_size, p.record_values),
-            ordered, handle_prefix, budget) for p in self._parts]
+        scans = [reverse_index.scan_partition(p, ordered, handle_prefix, budget) for p in parts]
         found: list[bytes] = []
         seen: set[bytes] = set()
         for _key, handle in heapq.merge(*scans):

@@ -13,7 +13,8 @@ pyhandle was written against does; data match exactly (URLs are case-sensitive).
 
 A search drives one condition through a cursor range scan on the literal text before its first ``*``
 (an exact value or ``abc*`` touch only matching entries; ``*abc`` scans that type's entries and filters the
-keys), and checks the other conditions, and data cut by the key limit, against the record itself.
+keys), and checks the other conditions, and data cut by the key limit, against the record itself. Of ANDed
+conditions the one with the fewest entries drives (LMDB counts an exact value's duplicates at once).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ META_VERSION = b"revidx-version"
 MAX_TYPE_BYTES = 255
 WILDCARD = b"*"
 _SCAN_BATCH = 512  # index entries per short read transaction
+_ESTIMATE_CAP = 1024  # entries counted when choosing which condition drives an AND
 
 Reader = Callable[[Callable[[lmdb.Transaction], T]], T]
 
@@ -163,6 +165,28 @@ def scan_partition(part: PartitionIndex, conditions: Sequence[Condition], handle
         after = last
 
 
-def order_conditions(conditions: Sequence[Condition]) -> list[Condition]:
-    """The most selective-looking condition first (exact before patterns, then the longest literal prefix)."""
-    return sorted(conditions, key=lambda c: (not c.exact, -len(c.literal_prefix)))
+def estimate(part: PartitionIndex, cond: Condition) -> int:
+    """How many index entries driving the scan with ``cond`` would walk in this partition, counted up to
+    ``_ESTIMATE_CAP`` (an exact value's entries are counted by LMDB at once)."""
+    start = (type_key(cond.type) + cond.literal_prefix)[: part.max_key]
+
+    def count(txn: lmdb.Transaction) -> int:
+        cur = txn.cursor(part.index_db)
+        if cond.exact and len(start) < part.max_key:
+            return cur.count() if cur.set_key(start) else 0
+        seen = 0
+        ok = cur.set_range(start)
+        while ok and seen < _ESTIMATE_CAP and cur.key().startswith(start):
+            seen += 1
+            ok = cur.next()
+        return seen
+
+    return part.read(count)
+
+
+def order_conditions(conditions: Sequence[Condition], parts: Sequence[PartitionIndex]) -> list[Condition]:
+    """The condition that walks the fewest index entries first: it drives the scan, the others are checked
+    on the records it finds (one record read each)."""
+    if len(conditions) == 1:
+        return list(conditions)
+    return sorted(conditions, key=lambda c: (sum(estimate(p, c) for p in parts), not c.exact))
