@@ -18,6 +18,7 @@ The search runs on the store's reverse index (hdlserver/store/reverse_index.py),
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from hdlserver.http.messages import JSON_CONTENT_TYPE, HttpRequest, HttpResponse
 from hdlserver.http.rest import Authenticator
 from hdlserver.store.reverse_index import MAX_TYPE_BYTES, WILDCARD, Condition, SearchTooBroadError, condition
 from hdlserver.wire.codes import ResponseCode
+
+log = logging.getLogger("hdlserver.http")
 
 HRLS_ROOT = "/hrls"
 SEARCH_PATHS = frozenset({"/hrls/handles", "/hrls/handles/"})
@@ -146,5 +149,6 @@ class ReverseLookup:
         except (ParameterError, SearchTooBroadError) as exc:
             return _error(400, str(exc))
         except StorageError as exc:
+            log.error("reverse lookup %s failed: %s", request.target, exc)
             return _error(503, f"Search is not available: {exc}", ResponseCode.SERVER_TOO_BUSY)
         return _json(200, [name.decode("utf-8", "replace") for name in found])
