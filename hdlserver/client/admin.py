@@ -84,6 +84,20 @@ def _error_text(msg: Message) -> str:
     return msg.body.message.decode("utf-8", "replace") if isinstance(msg.body, ErrorBody) else ""
 
 
+# Java clients (2.8 and later) encrypt these requests in a session when a value is not publicly readable
+# (auth.md 9.7), so a secret value never crosses the network in clear even without "encrypt all".
+_VALUE_WRITES = frozenset({OpCode.CREATE_HANDLE, OpCode.ADD_VALUE, OpCode.MODIFY_VALUE})
+_V_ENCRYPT_PRIVATE = (2, 8)
+
+
+def carries_private_values(opcode: int, body: object, version: tuple[int, int]) -> bool:
+    """True for a CREATE/ADD/MODIFY at ``version`` >= 2.8 holding a value without public read."""
+    if opcode not in _VALUE_WRITES or version < _V_ENCRYPT_PRIVATE:
+        return False
+    values: Sequence[HandleValue] = getattr(body, "values", ())
+    return any(not v.public_read for v in values)
+
+
 @dataclass(frozen=True)
 class AdminResult:
     response_code: int
@@ -175,7 +189,8 @@ class AdminClient:
             return self._exchange(build_request(opcode, body, flags))
         session = self.session or self.open_session()
         request = build_request(opcode, body, flags | (OpFlag.ENC if self.encrypt else 0), version=session.version)
-        return self._exchange(session.seal(request), session)
+        return self._exchange(session.seal(request, encrypt=self.encrypt or carries_private_values(
+            opcode, body, session.version)), session)
 
     def request(self, opcode: int, body: object, flags: int = ADMIN_FLAGS) -> AdminResult:
         """Send an admin request, answer its challenge, return the final answer (raising on errors)."""

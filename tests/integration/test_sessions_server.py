@@ -201,6 +201,37 @@ def test_encrypted_session_stores_non_public_values_and_reads_them_back(server: 
     assert 4 not in resolve(server, handle)  # public resolution leaves it out
 
 
+class RecordingAdminClient(AdminClient):
+    """Remembers, for every request it sends, whether the envelope says it is encrypted."""
+
+    sent_encrypted: list[bool]
+
+    def _exchange(self, request: bytes, session: ClientSession | None = None) -> list[bytes]:
+        self.sent_encrypted.append(decode_envelope(request).encrypted)
+        return super()._exchange(request, session)
+
+
+def test_session_requests_with_non_public_values_are_encrypted_as_java_does(server: ServerProcess,
+                                                                           server_key: keys.PublicKey) -> None:
+    handle = fresh("private-values")
+    secret_value = HandleValue(4, b"SECRET", b"admin-only", permissions=PERM_ADMIN_READ | PERM_ADMIN_WRITE)
+    with RecordingAdminClient(server.address, ADMIN, session=True, server_key=server_key) as admin:
+        admin.sent_encrypted = []
+        admin.create_handle(handle, [ADMIN_VALUE, HandleValue(1, b"URL", b"http://example.org/")])
+        public_create = list(admin.sent_encrypted)
+        admin.sent_encrypted = []
+        admin.add_values(handle, [secret_value])
+        private_add = list(admin.sent_encrypted)
+        admin.sent_encrypted = []
+        admin.modify_values(handle, [HandleValue(1, b"URL", b"http://example.org/changed")])
+        public_modify = list(admin.sent_encrypted)
+    assert public_create[0] is False  # the first request of the session (then the challenge answer)
+    assert private_add == [True]
+    assert public_modify == [False]
+    values = resolve(server, handle)
+    assert values[1] == b"http://example.org/changed" and 4 not in values  # stored; not public
+
+
 def test_terminated_session_is_gone(server: ServerProcess, server_key: keys.PublicKey) -> None:
     admin = AdminClient(server.address, ADMIN, session=True, server_key=server_key)
     try:
