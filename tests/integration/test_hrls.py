@@ -15,6 +15,7 @@ from http_support import Reply, http_server_dir, request
 from servers import ServerProcess, start_server
 
 from hdlserver.serverdir import open_server_state
+from hdlserver.store import reverse_index
 from hdlserver.wire.values import PERM_ADMIN_READ, PERM_ADMIN_WRITE, HandleValue
 
 SECRET = b"secret"
@@ -67,6 +68,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             [(f"TEST/SEED-{i:02}".encode(), [HandleValue(1, b"URL", f"https://seed.example/{i}".encode()),
                                              HandleValue(2, b"CHECKSUM", b"even" if i % 2 == 0 else b"odd")])
              for i in range(SEEDED)] + [(b"TEST/HIDDEN", [hidden])])
+        for part in state.store._parts:  # as a store written before the index existed: the server builds it
+            part.write(lambda txn, part=part: txn.drop(part.revidx, delete=True))
+            part.write(lambda txn, part=part: txn.delete(reverse_index.META_VERSION, db=part.meta))
     finally:
         state.store.close()
     process = start_server(directory, port)
@@ -77,6 +81,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 def test_search_answers_a_json_list_of_handles(server: Server) -> None:
+    """The seeded handles were stored without an index: the server built it at startup."""
     reply = get(server, "/hrls/handles?URL=https://seed.example/7")
     assert reply.status == 200 and reply.header("Content-Type").startswith("application/json")
     assert reply.json() == ["TEST/SEED-07"]
