@@ -58,6 +58,9 @@ class NativeTunnel:
         fast = fast_answer(self.state, frame)
         if fast is not None:
             self.state.stats.requests += 1
+            if self.state.metrics is not None:  # the dispatcher counts the others (MeteredDispatcher)
+                self.state.metrics.recorder(TRANSPORT_HTTP).record(fast.opcode, fast.response_code,
+                                                                   request.received)
             self.access.record(request.client, fast.suggested, request.received, fast.opcode, fast.response_code,
                                fast.handle)
             return self._answer([fast.response])
