@@ -9,12 +9,12 @@ from __future__ import annotations
 import dataclasses
 import re
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from admin_fakes import AUTHENTICATE, NOW, OLD, Env, FakeAuthorizer, admin, refused
 
-from hdlserver.config.settings import ServerConfig
 from hdlserver.core import admin_ops
 from hdlserver.core.admin_ops import (
     OPERATION_HANDLERS,
@@ -27,12 +27,10 @@ from hdlserver.core.admin_ops import (
     remove_value,
     unhome_na,
 )
-from hdlserver.core.handler_api import AdminContext, AuthenticationNeeded, HandlerResult
-from hdlserver.core.homed import HomedPrefixes
+from hdlserver.core.handler_api import AuthenticationNeeded, HandlerResult
 from hdlserver.core.listing import list_handles, list_homed_nas
-from hdlserver.errors import ProtocolError
 from hdlserver.store.base import TXN_ADD_HANDLE, TXN_HOME_NA, TXN_MODIFY_HANDLE, TXN_UNHOME_NA, ReadOnlyStoreError
-from hdlserver.store.lmdb_store import LmdbStore, open_store
+from hdlserver.store.lmdb_store import open_store
 from hdlserver.wire.bodies import (
     AddValueRequest,
     CreateHandleRequest,
@@ -48,7 +46,6 @@ from hdlserver.wire.codes import OpCode, OpFlag, ResponseCode
 from hdlserver.wire.handles import HASH_BY_ALL, server_position
 from hdlserver.wire.site import ServerInfo, SiteInfo
 from hdlserver.wire.valuedata import (
-    ALL_PERMISSIONS,
     PERM_ADD_ADMIN,
     PERM_ADD_DERIVED_PREFIX,
     PERM_ADD_HANDLE,
@@ -58,15 +55,9 @@ from hdlserver.wire.valuedata import (
     PERM_MODIFY_VALUE,
     PERM_REMOVE_ADMIN,
     PERM_REMOVE_VALUE,
-    AdminRecord,
-    encode_admin,
 )
 from hdlserver.wire.values import PERM_ADMIN_READ, PERM_ADMIN_WRITE, PERM_PUBLIC_READ, PERM_PUBLIC_WRITE, HandleValue
 
-NOW = 1_800_000_000
-OLD = 1_600_000_000
-SITE = SiteInfo(servers=(ServerInfo(1, bytes(16), b""),))
-AUTHENTICATE = ("authenticate",)
 HOME_ADMINS = ("check_server_list", ("server_admins", "home_only_admins"))
 
 
@@ -74,75 +65,11 @@ def url(index: int, text: str = "https://example.org/", *, ts: int = 0, perms: i
     return HandleValue(index, b"URL", text.encode(), permissions=perms, timestamp=ts)
 
 
-def admin(index: int = 100, handle: bytes = b"0.NA/TEST", ref: int = 300, *, ts: int = 0) -> HandleValue:
-    return HandleValue(index, b"HS_ADMIN", encode_admin(AdminRecord(ALL_PERMISSIONS, handle, ref)), timestamp=ts)
-
-
-class FakeAuthorizer:
-    """Records every call; ``refuse`` maps required bits to the response code that check raises."""
-
-    def __init__(self, *, authenticated: bool = True, refuse: dict[int, int] | None = None,
-                 refuse_lists: int | None = None) -> None:
-        self.authenticated = authenticated
-        self.refuse = refuse or {}
-        self.refuse_lists = refuse_lists
-        self.calls: list[tuple[object, ...]] = []
-
-    def require_authentication(self) -> None:
-        self.calls.append(AUTHENTICATE)
-        if not self.authenticated:
-            raise AuthenticationNeeded
-
-    def check_admin(self, required: int, values: Sequence[HandleValue]) -> None:
-        self.calls.append(("check_admin", required, tuple(values)))
-        if required in self.refuse:
-            raise ProtocolError(self.refuse[required])
-
-    def check_server_list(self, *list_names: str) -> None:
-        self.calls.append(("check_server_list", list_names))
-        if self.refuse_lists is not None:
-            raise ProtocolError(self.refuse_lists)
-
-    def verify_proof(self) -> None:
-        self.calls.append(("verify_proof",))
-
-    @property
-    def identity(self) -> tuple[bytes, int] | None:
-        return (b"0.NA/TEST", 300) if self.authenticated else None
-
-    def admin_checks(self) -> list[tuple[int, tuple[HandleValue, ...]]]:
-        return [(c[1], c[2]) for c in self.calls if c[0] == "check_admin"]  # type: ignore[misc]
-
-
-class Env:
-    def __init__(self, store: LmdbStore) -> None:
-        self.store = store
-        self.homed = HomedPrefixes(store)
-        self.homed.home(b"0.NA/TEST")
-        self.prefix_values = (admin(100, b"0.NA/TEST", 300, ts=OLD),)
-        store.create_handle(b"0.NA/TEST", self.prefix_values)
-        self.config = ServerConfig(this_server_id=1)
-        self.site = SITE
-        self.position = 0
-
-    def ctx(self, auth: FakeAuthorizer | None = None, *, flags: int = 0, **config: object) -> AdminContext:
-        return AdminContext(store=self.store, homed=self.homed, site=self.site,
-                            this_server_position=self.position,
-                            config=dataclasses.replace(self.config, **config), auth=auth or FakeAuthorizer(),
-                            now=NOW, flags=flags, suggested_version=(2, 11))
-
-
 @pytest.fixture
 def env(tmp_path: Path) -> Iterator[Env]:
     store = open_store(tmp_path, case_sensitive=False, sync=False)
     yield Env(store)
     store.close()
-
-
-def refused(code: int, message: str, call: object) -> None:
-    with pytest.raises(ProtocolError) as err:
-        call()  # type: ignore[operator]
-    assert (err.value.response_code, err.value.message) == (code, message)
 
 
 class Unchanged:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from admin_fakes import AUTHENTICATE, Env, FakeAuthorizer, refused
 
-from hdlserver.config.settings import ServerConfig
-from hdlserver.core.handler_api import AdminContext, AuthenticationNeeded, HandlerResult
-from hdlserver.core.homed import HomedPrefixes
+from hdlserver.core.handler_api import AuthenticationNeeded, HandlerResult
 from hdlserver.core.listing import (
     NAMES_PER_PART,
     list_handles,
@@ -18,57 +16,10 @@ from hdlserver.core.listing import (
     normalize_list_argument,
     split_into_parts,
 )
-from hdlserver.errors import ProtocolError, StorageError
+from hdlserver.errors import StorageError
 from hdlserver.store.lmdb_store import LmdbStore, open_store
 from hdlserver.wire.bodies import ListHandlesRequest, ListHandlesResponse, ListHomedNAsRequest, ListHomedNAsResponse
-from hdlserver.wire.site import ServerInfo, SiteInfo
-from hdlserver.wire.valuedata import ALL_PERMISSIONS, PERM_LIST_HANDLES, AdminRecord, encode_admin
-from hdlserver.wire.values import HandleValue
-
-AUTHENTICATE = ("authenticate",)
-PREFIX_VALUES = (HandleValue(100, b"HS_ADMIN", encode_admin(AdminRecord(ALL_PERMISSIONS, b"0.NA/TEST", 300)),
-                             timestamp=1),)
-
-
-class FakeAuthorizer:
-    def __init__(self, *, authenticated: bool = True, refuse: int | None = None) -> None:
-        self.authenticated = authenticated
-        self.refuse = refuse
-        self.calls: list[tuple[object, ...]] = []
-
-    def require_authentication(self) -> None:
-        self.calls.append(AUTHENTICATE)
-        if not self.authenticated:
-            raise AuthenticationNeeded
-
-    def check_admin(self, required: int, values: Sequence[HandleValue]) -> None:
-        self.calls.append(("check_admin", required, tuple(values)))
-        if self.refuse is not None:
-            raise ProtocolError(self.refuse)
-
-    def check_server_list(self, *list_names: str) -> None:
-        self.calls.append(("check_server_list", list_names))
-        if self.refuse is not None:
-            raise ProtocolError(self.refuse)
-
-    @property
-    def identity(self) -> tuple[bytes, int] | None:
-        return None
-
-
-class Env:
-    def __init__(self, store: LmdbStore) -> None:
-        self.store = store
-        self.homed = HomedPrefixes(store)
-        self.homed.home(b"0.NA/TEST")
-        store.create_handle(b"0.NA/TEST", PREFIX_VALUES)
-        self.config = ServerConfig(this_server_id=1)
-
-    def ctx(self, auth: FakeAuthorizer | None = None, *, store: object = None, **config: object) -> AdminContext:
-        return AdminContext(store=store or self.store, homed=self.homed,  # type: ignore[arg-type]
-                            site=SiteInfo(servers=(ServerInfo(1, bytes(16), b""),)), this_server_position=0,
-                            config=dataclasses.replace(self.config, **config), auth=auth or FakeAuthorizer(),
-                            now=1_800_000_000, flags=0, suggested_version=(2, 11))
+from hdlserver.wire.valuedata import PERM_LIST_HANDLES
 
 
 @pytest.fixture
@@ -76,12 +27,6 @@ def env(tmp_path: Path) -> Iterator[Env]:
     store = open_store(tmp_path, case_sensitive=False, sync=False)
     yield Env(store)
     store.close()
-
-
-def refused(code: int, message: str, call: object) -> None:
-    with pytest.raises(ProtocolError) as err:
-        call()  # type: ignore[operator]
-    assert (err.value.response_code, err.value.message) == (code, message)
 
 
 def names_of(result: HandlerResult) -> list[list[bytes]]:
@@ -116,7 +61,7 @@ def test_list_handles_in_parts(env: Env, count: int, sizes: list[int]) -> None:
     assert result.body == result.parts[0]
     assert [len(p) for p in names_of(result)] == sizes
     assert [n for p in names_of(result) for n in p] == [f"TEST/H{i:03d}".encode() for i in range(count)]
-    assert auth.calls == [AUTHENTICATE, ("check_admin", PERM_LIST_HANDLES, PREFIX_VALUES)]
+    assert auth.calls == [AUTHENTICATE, ("check_admin", PERM_LIST_HANDLES, env.prefix_values)]
 
 
 @pytest.mark.parametrize("argument", [b"test", b"TEST", b"0.na/test", b"0.NA/TEST"])
@@ -177,12 +122,12 @@ def test_list_handles_without_prefix_admins(env: Env) -> None:
 
 
 def test_list_handles_refused(env: Env) -> None:
-    refused(400, "", lambda: list_handles(ListHandlesRequest(b"TEST"), env.ctx(FakeAuthorizer(refuse=400))))
+    refused(400, "", lambda: list_handles(ListHandlesRequest(b"TEST"), env.ctx(FakeAuthorizer(refuse_all=400))))
 
 
 def test_list_handles_when_the_prefix_handle_is_not_stored(env: Env) -> None:
     env.homed.home(b"0.NA/BARE")
-    auth = FakeAuthorizer(refuse=400)
+    auth = FakeAuthorizer(refuse_all=400)
     refused(400, "", lambda: list_handles(ListHandlesRequest(b"BARE"), env.ctx(auth)))
     assert auth.calls == [AUTHENTICATE, ("check_admin", PERM_LIST_HANDLES, ())]
 
@@ -202,7 +147,7 @@ class FailingLookups:
 
 def test_list_handles_lookup_failure_is_406_unless_otherwise_granted(env: Env) -> None:
     failing = FailingLookups(env.store)
-    auth = FakeAuthorizer(refuse=400)
+    auth = FakeAuthorizer(refuse_all=400)
     refused(406, "", lambda: list_handles(ListHandlesRequest(b"TEST"), env.ctx(auth, store=failing)))
     assert auth.calls == [AUTHENTICATE, ("check_admin", PERM_LIST_HANDLES, ())]
     env.store.create_handle(b"TEST/a", ())
@@ -231,4 +176,4 @@ def test_list_homed_prefixes_none(env: Env) -> None:
 def test_list_homed_prefixes_needs_authentication_and_a_listed_admin(env: Env) -> None:
     with pytest.raises(AuthenticationNeeded):
         list_homed_nas(ListHomedNAsRequest(b"/"), env.ctx(FakeAuthorizer(authenticated=False)))
-    refused(400, "", lambda: list_homed_nas(ListHomedNAsRequest(b"/"), env.ctx(FakeAuthorizer(refuse=400))))
+    refused(400, "", lambda: list_homed_nas(ListHomedNAsRequest(b"/"), env.ctx(FakeAuthorizer(refuse_all=400))))
