@@ -179,19 +179,20 @@ def _swap(server_dir: Path, db_directory: str, staging: str) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def record_dump_state(server_dir: Path, result: DumpResult, own_site_name: str | None = None) -> ReplicationState:
-    """txnstat.dct after a dump: THIS_SERVER info for the dumped server's queue, OTHER_SITE info for the other
-    queues except the dumped site's own and this server's (replication.md 7)."""
+def record_dump_state(server_dir: Path, result: DumpResult, own_site_name: str | None = None,
+                      source_site_name: str = FILE_SOURCE_NAME) -> ReplicationState:
+    """txnstat.dct after a dump: THIS_SERVER info for the dumped server's queue (``<index>:<source_site_name>``),
+    OTHER_SITE info for the other queues except the dumped site's own and this server's (replication.md 7)."""
     state = ReplicationState(server_dir / TXNSTAT_FILE)
     for site, servers in result.progress.other_sites.items():
-        if site in (FILE_SOURCE_NAME, own_site_name):
+        if site in (source_site_name, own_site_name):
             continue
         for i, (last_id, last_ts) in enumerate(servers):
             queue = state.queue(site, i)
             queue.last_txn_id, queue.last_timestamp = last_id, last_ts
     info = result.progress.this_server
     if info is not None:
-        queue = state.queue(FILE_SOURCE_NAME, result.source_index)
+        queue = state.queue(source_site_name, result.source_index)
         queue.last_txn_id, queue.last_timestamp = info.last_txn_id, info.date_ms
     state.save()
     with contextlib.suppress(FileNotFoundError):
