@@ -79,6 +79,8 @@ def open_server_state(server_dir: Path, *, passphrase: bytes | None = None,
     store = open_store(server_dir, case_sensitive=settings.server.case_sensitive,
                        partitions=settings.server.storage_partitions,
                        db_directory=settings.server.db_directory)
+    if settings.server.read_only_txn_queue:
+        store.refuse_txn_log_writes()
     homed = HomedPrefixes(store)
     if site.primary:
         for prefix in settings.server.auto_homed_prefixes:

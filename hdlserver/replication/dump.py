@@ -42,6 +42,8 @@ log = logging.getLogger("hdlserver.replication")
 
 MAX_TRIES_WITHOUT_PROGRESS = 3
 BATCH = 512
+RESUME_AFTER_HANDLE_DATE = 0
+RESUME_AFTER_PREFIX_DATE = 1
 RESUME_AFTER_HANDLE = 2
 RESUME_AFTER_PREFIX = 3
 
@@ -52,6 +54,7 @@ Fetch = Callable[[ServerInfo, int, object, Identity, float], StreamConnection]
 class DumpProgress:
     handles: int = 0
     prefixes: int = 0
+    dates: int = 0
     skipped: int = 0
     resume_point: bytes | None = None
     resume_type: int = RESUME_AFTER_HANDLE
@@ -70,10 +73,19 @@ def _other_sites(text: str) -> dict[str, list[tuple[int, int]]]:
 
 def receive(store: LmdbStore, events: Iterator[object], progress: DumpProgress,
             accept_prefixes: tuple[str, ...] | None) -> bool:
-    """Store the events of one dump stream; True when it reached ABSOLUTELY_DONE."""
+    """Store the events of one dump stream; True when it reached ABSOLUTELY_DONE. Replication dates are
+    kept as sent (they seed the conflict rule of a server that tracks dates)."""
     batch: list[tuple[bytes, tuple[HandleValue, ...]]] = []
+    dates: list[tuple[bool, bytes, int, int]] = []
 
     def flush() -> None:
+        if dates:
+            store.set_replication_dates(dates)
+            progress.dates += len(dates)
+            last = dates[-1]
+            progress.resume_point = last[1]
+            progress.resume_type = RESUME_AFTER_PREFIX_DATE if last[0] else RESUME_AFTER_HANDLE_DATE
+            dates.clear()
         if batch:
             store.create_handles(batch, overwrite=True, log=False)
             progress.handles += len(batch)
@@ -102,7 +114,9 @@ def receive(store: LmdbStore, events: Iterator[object], progress: DumpProgress,
             elif isinstance(event, DumpOtherSiteInfo):
                 progress.other_sites = _other_sites(event.dct_text)
             elif isinstance(event, DumpDate):
-                continue  # replication dates: this server keeps none (replication.md 10)
+                dates.append((event.prefix, event.handle, event.date_ms, event.priority))
+                if len(dates) >= BATCH:
+                    flush()
             elif isinstance(event, DumpDone):
                 flush()
                 if progress.skipped:
@@ -149,7 +163,7 @@ def _dump_with_resume(store: LmdbStore, server: ServerInfo, request: DumpHandles
     tries_without_progress = 0
     current = request
     while tries_without_progress < MAX_TRIES_WITHOUT_PROGRESS:
-        before = (progress.handles, progress.prefixes)
+        before = (progress.handles, progress.prefixes, progress.dates)
         try:
             connection = fetch(server, OpCode.DUMP_HANDLES, current, identity, timeout)
             try:
@@ -161,7 +175,8 @@ def _dump_with_resume(store: LmdbStore, server: ServerInfo, request: DumpHandles
         except (HandleError, OSError, StorageError) as e:
             errors.append(f"{server.address_text()}: {e}")
             log.error("dump from %s failed after %d handles: %s", server.address_text(), progress.handles, e)
-        tries_without_progress = 0 if (progress.handles, progress.prefixes) != before else tries_without_progress + 1
+        now = (progress.handles, progress.prefixes, progress.dates)
+        tries_without_progress = 0 if now != before else tries_without_progress + 1
         if progress.resume_point is not None:
             current = DumpHandlesRequest(request.receiver_hash_type, request.num_servers, request.server_num,
                                          progress.resume_point, progress.resume_type)

@@ -251,12 +251,14 @@ def dump_handles(state: ServerState, call: ReplicationCall, auth: Authorizer) ->
     return StreamingResult(ResponseCode.SUCCESS, DumpHandlesResponse(), stream=stream)
 
 
-def dump_segments(state: ServerState, request: DumpHandlesRequest, now_ms: int) -> Iterator[bytes]:
-    """The dump stream of replication.md 7, in Java's order (OTHER_SITE before THIS_SERVER).
+RESUME_HANDLE_DATES, RESUME_PREFIX_DATES, RESUME_HANDLES, RESUME_PREFIXES = 0, 1, 2, 3  # startingPointType
 
-    A single primary keeps no replication dates (10), so there are no date records; resuming from a
-    date record therefore continues with the handles.
-    """
+
+def dump_segments(state: ServerState, request: DumpHandlesRequest, now_ms: int) -> Iterator[bytes]:
+    """The dump stream of replication.md 7, in Java's order (OTHER_SITE before THIS_SERVER), then the
+    replication dates (only a server that tracks them has any: replication.md 10), the handles that hash
+    to the requester and the homed prefixes. A resumed dump continues after its starting point's record
+    type and key, with the sections after it."""
     store = state.store
     yield streams.dump_head()
     start = request.starting_point
@@ -267,15 +269,20 @@ def dump_segments(state: ServerState, request: DumpHandlesRequest, now_ms: int) 
             yield streams.dump_other_site_info(status)
         if state.primary:
             yield streams.dump_this_server_info(now_ms, store.last_txn_id())
-    if kind != 3:
-        after = start if kind == 2 else None
+    for section, prefixes in ((RESUME_HANDLE_DATES, False), (RESUME_PREFIX_DATES, True)):
+        if kind is None or kind <= section:
+            after = start if kind == section else None
+            for key, date_ms, priority in store.replication_dates(prefixes, after):
+                yield streams.dump_date(prefixes, key, date_ms, priority)
+    if kind is None or kind <= RESUME_HANDLES:
+        after = start if kind == RESUME_HANDLES else None
         for record in store.iter_records():
             if after is not None and record.handle <= after:
                 continue
             if hashes_to(record.handle, request.receiver_hash_type, request.num_servers, request.server_num):
                 yield streams.dump_handle(record.handle, streams.split_values(record.encoded_values))
     for prefix in store.homed_prefixes():
-        if kind == 3 and start is not None and prefix <= start:
+        if kind == RESUME_PREFIXES and start is not None and prefix <= start:
             continue
         yield streams.dump_homed_prefix(prefix)
 

@@ -139,6 +139,12 @@ def dump_this_server_info(now_ms: int, last_txn_id: int) -> bytes:
     return Writer().put_byte(DUMP_THIS_SERVER_INFO).put_int8(now_ms).put_int8(last_txn_id).getvalue()
 
 
+def dump_date(prefix: bool, handle: bytes, date_ms: int, priority: int) -> bytes:
+    """A handle-date (3) or prefix-date (4) record: the replication date of one handle or homed prefix."""
+    kind = DUMP_PREFIX_DATE if prefix else DUMP_HANDLE_DATE
+    return Writer().put_byte(kind).put_byte_array(handle).put_int8(date_ms).put_int4(priority).getvalue()
+
+
 def dump_handle(handle: bytes, encoded_values: list[bytes]) -> bytes:
     w = Writer().put_byte(DUMP_HANDLE).put_byte_array(handle).put_int4(len(encoded_values))
     for v in encoded_values:

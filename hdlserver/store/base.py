@@ -201,4 +201,9 @@ class Store(Protocol):
         """Transactions with id > ``txn_id`` up to ``last_txn_id()`` at the call, in id order."""
         ...
 
+    def replication_dates(self, prefixes: bool, after: bytes | None = None) -> Iterator[tuple[bytes, int, int]]:
+        """(handle or prefix handle, date ms, priority) of the replication dates kept (none unless the
+        server tracks them), in key order, after ``after`` when given; streamed."""
+        ...
+
     def close(self) -> None: ...

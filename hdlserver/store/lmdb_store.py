@@ -39,7 +39,7 @@ from typing import TypeVar
 import lmdb
 
 from hdlserver.errors import StorageError
-from hdlserver.store import reverse_index
+from hdlserver.store import replication_dates, reverse_index
 from hdlserver.store.base import (
     TXN_ADD_HANDLE,
     TXN_DELETE_HANDLE,
@@ -89,13 +89,16 @@ _DB_HANDLES = b"handles"
 _DB_TXNS = b"txns"
 _DB_META = b"meta"
 _DB_NAS = b"nas"
+_DB_DATES = b"repl-dates"  # replication dates of the partition's handles (replication_dates.py)
+_DB_NA_DATES = b"repl-na-dates"  # partition 0: replication dates of homed prefixes
+_DB_OTHER_TXNS = b"other-txns"  # partition 0: copies of pulled queues (replication_keep_other_transactions)
 _META_FORMAT = b"format"
 _META_PARTITIONS = b"partitions"
 _META_INDEX = b"partition"
 _REPL_MARK = b"repl:"  # partition 0 meta: id up to which a pulled queue is applied
 _REPL_DATE = b"repl-date:"  # ... and that transaction's date
 _REPL_PART_MARK = b"repl-part:"  # every partition's meta: newest id of the queue applied in it
-_MAX_DBS = 8
+_MAX_DBS = 12
 _MAX_READERS = 254
 _SCAN_BATCH = 256  # entries read per short read transaction when streaming
 _WRITE_BATCH = 512  # records per write transaction in bulk loads
@@ -183,6 +186,19 @@ class _Partition:
             raise StorageError(f"handle store partition {path} is incomplete: {e}") from e
         self.max_key_size = self.env.max_key_size()
         self.revidx = self._open_reverse_index(readonly)
+        self.dates = self._open_optional(_DB_DATES, readonly)
+        self.na_dates = self._open_optional(_DB_NA_DATES, readonly) if index == 0 else None
+        self.other_txns = self._open_optional(_DB_OTHER_TXNS, readonly) if index == 0 else None
+
+    def _open_optional(self, name: bytes, readonly: bool) -> lmdb._Database | None:
+        """A DB later versions added; None when a store opened read-only predates it."""
+        try:
+            return self.env.open_db(name, create=not readonly)
+        except lmdb.NotFoundError:
+            return None
+        except lmdb.Error as e:
+            self.env.close()
+            raise StorageError(f"handle store partition {self.path}: cannot open {name.decode()}: {e}") from e
 
     def _open_reverse_index(self, readonly: bool) -> lmdb._Database | None:
         """The reverse-lookup DB; None when a store opened read-only predates it (it is built at the first
@@ -392,6 +408,8 @@ class LmdbStore:
         self._write_lock = threading.Lock()
         self._lock_fd: int | None = None
         self._closed = False
+        self._date_priority: int | None = None  # set by track_replication_dates
+        self._txn_log_writable = True
         self.record_cache = RecordCache()  # get_record's; replaceable (tests use small bounds)
         if not readonly and fcntl is not None:
             try:
@@ -562,8 +580,72 @@ class LmdbStore:
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
 
+    def refuse_txn_log_writes(self) -> None:
+        """``read_only_txn_queue``: every change that would be logged fails (RC 2 at the server) and changes
+        nothing; replicated and unlogged writes still work, and the log is still served."""
+        self._txn_log_writable = False
+
+    # -- replication dates (replication_dates.py)
+
+    def track_replication_dates(self, own_priority: int) -> None:
+        """Keep replication dates from now on (a replicating primary, or a server with handle-based or
+        proxied sources): logged changes get adjusted dates and record ``own_priority``, pulled ones go
+        through the conflict rule. Called again when the own priority changes (sources re-read)."""
+        self._date_priority = own_priority
+
+    @property
+    def tracks_replication_dates(self) -> bool:
+        return self._date_priority is not None
+
+    def _dated(self, txn: lmdb.Transaction, part: _Partition, action: int, key: bytes, now_ms: int) -> int:
+        """The date of a change logged here, recorded as its replication date when dates are tracked."""
+        if self._date_priority is None:
+            return now_ms
+        db = self._parts[0].na_dates if action in (TXN_HOME_NA, TXN_UNHOME_NA) else part.dates
+        raw = txn.get(key, db=db)
+        date_ms = replication_dates.adjusted_date(None if raw is None else replication_dates.decode_date(raw), now_ms)
+        txn.put(key, replication_dates.encode_date(date_ms, self._date_priority), db=db)
+        return date_ms
+
+    def replication_dates(self, prefixes: bool, after: bytes | None = None) -> Iterator[tuple[bytes, int, int]]:
+        """(key, date ms, priority) of every handle (or homed-prefix) replication date, in key order across
+        partitions (so a resumed dump can continue after a key), after ``after`` when given; streamed."""
+        parts = [self._partition0()] if prefixes else self._parts
+        scans = []
+        for part in parts:
+            db = part.na_dates if prefixes else part.dates
+            if db is not None:
+                scans.append(part.scan(db, _date_entry, start=after or b"",
+                                       keep=None if after is None else after.__lt__))
+        return heapq.merge(*scans)
+
+    def set_replication_dates(self, entries: Iterable[tuple[bool, bytes, int, int]]) -> int:
+        """Store (is prefix, handle, date ms, priority) entries as received in a dump; returns the count."""
+        by_part: dict[int, list[tuple[bool, bytes, bytes]]] = {}
+        for prefix, handle, date_ms, priority in entries:
+            try:
+                key = self._prefix_key(handle) if prefix else self.storage_key(handle)
+            except (UnstorableHandleError, NotPrefixHandleError) as e:
+                log.warning("replication date for %r cannot be stored here, skipped: %s", handle, e)
+                continue
+            index = 0 if prefix else self.partition_index(key)
+            by_part.setdefault(index, []).append((prefix, key, replication_dates.encode_date(date_ms, priority)))
+
+        def put(txn: lmdb.Transaction, part: _Partition, items: list[tuple[bool, bytes, bytes]]) -> None:
+            for prefix, key, entry in items:
+                txn.put(key, entry, db=part.na_dates if prefix else part.dates)
+
+        with self._writer():
+            for index in sorted(by_part):
+                self._parts[index].write(lambda txn, part=self._parts[index], items=by_part[index]:
+                                         put(txn, part, items))
+        return sum(len(items) for items in by_part.values())
+
     def _put_txn(self, txn: lmdb.Transaction, part: _Partition, txn_id: int, action: int, key: bytes,
                  date_ms: int) -> None:
+        if not self._txn_log_writable:
+            # Java fails the append (RC 2 "Internal Error") before storage is changed; so does the write here
+            raise StorageError("the transaction queue is read-only (read_only_txn_queue)")
         record = Transaction(txn_id, action, key, date_ms, site_hash(key, HASH_BY_ALL))
         if not txn.put(txn_key(txn_id), encode_txn(record), overwrite=False, db=part.txns):
             raise StorageError(f"transaction id {txn_id} is already in the log")
@@ -579,7 +661,7 @@ class LmdbStore:
             def body(txn: lmdb.Transaction) -> T:
                 action, result = mutate(txn, now_ms // 1000)
                 if log and action is not None:
-                    self._put_txn(txn, part, txn_id, action, key, now_ms)
+                    self._put_txn(txn, part, txn_id, action, key, self._dated(txn, part, action, key, now_ms))
                 return result
 
             return part.write(body)
@@ -601,7 +683,8 @@ class LmdbStore:
                 part.put_record(txn, e.key, record_header(e.all_public_read, now_ms // 1000) + e.encoded_values)
                 if log:
                     action = TXN_MODIFY_HANDLE if existed else TXN_ADD_HANDLE
-                    self._put_txn(txn, part, first_txn_id + i, action, e.key, now_ms)
+                    self._put_txn(txn, part, first_txn_id + i, action, e.key,
+                                  self._dated(txn, part, action, e.key, now_ms))
                 replaced.append(existed)
             return replaced
 
@@ -806,8 +889,32 @@ class LmdbStore:
         meta = self._partition0().read_meta()
         return meta.get(_REPL_MARK + queue, -1), meta.get(_REPL_DATE + queue, 0)
 
-    def apply_replicated(self, queue: bytes, txns: Sequence[ReplicatedTxn]) -> int:
+    def replication_marks(self) -> dict[bytes, tuple[int, int]]:
+        """Every pulled queue's (txn id, date ms) mark, by queue name."""
+        meta = self._partition0().read_meta()
+        return {name[len(_REPL_MARK):]: (mark, meta.get(_REPL_DATE + name[len(_REPL_MARK):], 0))
+                for name, mark in meta.items() if name.startswith(_REPL_MARK)}
+
+    def other_queue_transactions(self, queue: bytes, after: int = -1) -> Iterator[Transaction]:
+        """The kept copy of a pulled queue (see ``apply_replicated``), ids after ``after``, in id order."""
+        part = self._partition0()
+        if part.other_txns is None:
+            return iter(())
+        head = _other_queue_key(queue, 0)[:-8]
+        return part.scan(part.other_txns, _other_txn_decoder(len(head)), start=_other_queue_key(queue, after + 1),
+                         prefix=head)
+
+    def apply_replicated(self, queue: bytes, txns: Sequence[ReplicatedTxn], priority: int = 0, *,
+                         keep_copies: bool = False) -> int:
         """Apply pulled transactions (never logged here), given in id order; returns how many were applied.
+
+        Transactions not ``accepted`` (``replication_accept_prefixes``) are not applied. With
+        ``keep_copies`` every transaction is also kept in this store's copy of ``queue``, in the same LMDB
+        transaction as the queue's mark, so this server can pass them on (proxied mirroring).
+
+        When replication dates are tracked, a transaction goes through the conflict rule with the
+        source's ``priority`` (replication_dates.py), and the dates of those applied are recorded in the
+        same LMDB transaction as the change; one that loses is skipped (not counted).
 
         Each partition's share goes into one LMDB transaction together with that partition's mark (the
         newest id of ``queue`` it holds); then partition 0 records the queue's mark for the whole batch.
@@ -818,6 +925,8 @@ class LmdbStore:
             return 0
         by_part: dict[int, list[tuple[ReplicatedTxn, bytes]]] = {}
         for t in txns:
+            if not t.accepted:
+                continue
             try:
                 if t.action in (TXN_HOME_NA, TXN_UNHOME_NA):
                     key, index = self._prefix_key(t.handle), 0
@@ -832,15 +941,20 @@ class LmdbStore:
         applied = 0
         with self._writer():
             now = self._now_ms() // 1000
+            dated = None if self._date_priority is None else priority
             for index in sorted(by_part):
                 applied += self._parts[index].write(
-                    lambda txn, part=self._parts[index], items=by_part[index]: _apply_share(txn, part, queue, items,
-                                                                                             now))
+                    lambda txn, part=self._parts[index], items=by_part[index]: _apply_share(
+                        txn, part, queue, items, now, dated, self._parts[0].na_dates))
             last = txns[-1]
 
             def mark(txn: lmdb.Transaction, part: _Partition = self._parts[0]) -> None:
                 txn.put(_REPL_MARK + queue, encode_int8(last.txn_id), db=part.meta)
                 txn.put(_REPL_DATE + queue, encode_int8(last.date_ms), db=part.meta)
+                if keep_copies and part.other_txns is not None:
+                    for t in txns:
+                        copy = Transaction(t.txn_id, t.action, t.handle, t.date_ms, site_hash(t.handle, HASH_BY_ALL))
+                        txn.put(_other_queue_key(queue, t.txn_id), encode_txn(copy), db=part.other_txns)
 
             self._parts[0].write(mark)
         return applied
@@ -875,17 +989,35 @@ class ReplicatedTxn:
     action: int
     handle: bytes
     values: tuple[HandleValue, ...] | None
+    accepted: bool = True  # False: outside replication_accept_prefixes, only kept as a copy
+
+
+def _other_queue_key(queue: bytes, txn_id: int) -> bytes:
+    """``int2 name length | queue name | int8 txn id``: each queue's copies together, in id order."""
+    return len(queue).to_bytes(2, "big") + queue + txn_key(max(txn_id, 0))
+
+
+def _other_txn_decoder(head: int) -> Callable[[bytes, bytes], Transaction]:
+    def decode(key: bytes, raw: bytes) -> Transaction:
+        return decode_txn(key[head:], raw)
+
+    return decode
 
 
 def _apply_share(txn: lmdb.Transaction, part: _Partition, queue: bytes, items: list[tuple[ReplicatedTxn, bytes]],
-                 now: int) -> int:
-    """One partition's transactions of a batch, skipping those its mark shows applied; then the new mark."""
+                 now: int, priority: int | None, na_dates: lmdb._Database | None) -> int:
+    """One partition's transactions of a batch, skipping those its mark shows applied and, when dates are
+    tracked (``priority`` not None), those that lose the conflict rule; then the new mark."""
     mark_key = _REPL_PART_MARK + queue
     raw = txn.get(mark_key, db=part.meta)
     mark = decode_int8(raw, "replication mark") if raw is not None else -1
     applied = 0
     for t, key in items:
         if t.txn_id <= mark:
+            continue
+        if priority is not None and not _wins(txn, na_dates if t.action in (TXN_HOME_NA, TXN_UNHOME_NA)
+                                              else part.dates, key, t, priority):
+            log.info("replicated txn %d for %r skipped: a newer change of it is applied here", t.txn_id, t.handle)
             continue
         if t.action == TXN_HOME_NA:
             txn.put(key, encode_int8(now), db=part.nas)
@@ -901,6 +1033,20 @@ def _apply_share(txn: lmdb.Transaction, part: _Partition, queue: bytes, items: l
         applied += 1
     txn.put(mark_key, encode_int8(max(mark, items[-1][0].txn_id)), db=part.meta)
     return applied
+
+
+def _wins(txn: lmdb.Transaction, db: lmdb._Database | None, key: bytes, t: ReplicatedTxn, priority: int) -> bool:
+    """The conflict rule for one pulled transaction; records its date when it wins."""
+    raw = txn.get(key, db=db)
+    stored = None if raw is None else replication_dates.decode_date(raw)
+    if not replication_dates.is_more_recent(stored, t.date_ms, priority):
+        return False
+    txn.put(key, replication_dates.encode_date(t.date_ms, priority), db=db)
+    return True
+
+
+def _date_entry(key: bytes, raw: bytes) -> tuple[bytes, int, int]:
+    return (key, *replication_dates.decode_date(raw))
 
 
 def _present(_key: bytes, _value: memoryview) -> bool:

@@ -192,7 +192,7 @@ def test_killed_between_two_partition_commits_loses_nothing_and_applies_nothing_
              if store.partition_index(h) != store.partition_index(a))
     part = store._parts[store.partition_index(b)]
     done = ReplicatedTxn(2, 2000, TXN_ADD_HANDLE, b, (url("b-first"),))
-    part.write(lambda txn: _apply_share(txn, part, b"0:sources", [(done, b)], 0))
+    part.write(lambda txn: _apply_share(txn, part, b"0:sources", [(done, b)], 0, None, None))
     source = FakeSource()
     source.answers.append(stream_bytes(record(1, a, TXN_ADD_HANDLE, (url("a"),)),
                                        record(2, b, TXN_ADD_HANDLE, (url("b-resent"),))))
