@@ -69,11 +69,12 @@ class RemoteIdentities:
     """The network side of verifying one identity ``index:handle`` that is not homed here."""
 
     def __init__(self, store: Store, homed: HomedPrefixes, handle: bytes, index: int, *,
-                 what: str = "identity") -> None:
+                 what: str = "identity", timeout: float = REMOTE_TIMEOUT) -> None:
         self.store = store
         self.homed = homed
         self.handle = handle
         self.index = index
+        self.timeout = timeout
         self.identity = f"{what} {index}:{handle.decode('utf-8', 'replace')}"
 
     def verify_secret(self, nonce: bytes, digest: bytes, signed_response: bytes) -> bool:
@@ -94,7 +95,12 @@ class RemoteIdentities:
 
     def public_values(self) -> Sequence[HandleValue]:
         """The publicly readable values at ``index`` (a group's HS_VLIST, auth.md 6.4 step 3)."""
-        answer = self._certified(OpCode.RESOLUTION, ResolutionRequest(self.handle, (self.index,), ()))
+        return self.values((), (self.index,))
+
+    def values(self, types: tuple[bytes, ...], indexes: tuple[int, ...]) -> Sequence[HandleValue]:
+        """The handle's public values of these types or indexes (all when both are empty), by a certified
+        resolution at its site (the replication sources handle uses this too)."""
+        answer = self._certified(OpCode.RESOLUTION, ResolutionRequest(self.handle, indexes, types))
         if not isinstance(answer.body, ResolutionResponse):
             raise _fail(self.identity, "its server sent a malformed resolution answer")
         return answer.body.values
@@ -149,10 +155,10 @@ class RemoteIdentities:
         where = f"{address[0]}:{address[1]}"
         request = build_request(opcode, body, CERTIFIED_FLAGS)
         try:
-            raw = tcp_exchange(address, request, REMOTE_TIMEOUT)[0]
+            raw = tcp_exchange(address, request, self.timeout)[0]
             answer = decode_answer(raw)
         except (ClientTimeout, OSError) as exc:
-            raise _fail(self.identity, f"{who} {where} did not answer within {REMOTE_TIMEOUT:g} s "
+            raise _fail(self.identity, f"{who} {where} did not answer within {self.timeout:g} s "
                         f"({exc})") from None
         except HandleError as exc:
             raise _fail(self.identity, f"{who} {where} sent an undecodable answer ({exc})") from None
