@@ -20,8 +20,9 @@ from pathlib import Path
 from hdlserver.client.admin import Identity
 from hdlserver.config.dct import parse_dct
 from hdlserver.errors import ConfigError, HandleError, StorageError
-from hdlserver.replication.mirror import FILE_SOURCE_NAME, REDUMP_NOTICE_FILE, TXNSTAT_FILE, ReplicationState, accepts
+from hdlserver.replication.mirror import REDUMP_NOTICE_FILE, TXNSTAT_FILE, ReplicationState, accepts
 from hdlserver.replication.puller import StreamConnection
+from hdlserver.replication.source_sites import FILE_SOURCE_NAME
 from hdlserver.replication.streams import (
     DumpDate,
     DumpDone,

@@ -1,11 +1,17 @@
-"""The mirror side: replication state (``txnstat.dct``), sources (``txnsrcsv.*``), one pull round, lag.
+"""The pulling side (a mirror, or a primary of a multi-primary site): replication state (``txnstat.dct``),
+one pull round, lag.
 
-A round asks every server of the source site for the transactions after the last one applied from it
-(replication.md 8) and applies them as they arrive (8.1), in batches whose LMDB transactions also record
-how far each partition got (``LmdbStore.apply_replicated``), so a mirror killed mid-round restarts after
-the last transaction it applied, without loss and without applying one twice. ``txnstat.dct`` is written
-atomically after every successful round, for operators and Java tools; on start the larger of its id and
-the store's mark is used.
+A round re-reads the sources (source_sites.py: ``txnsrcsv.*`` or a replication sites handle) and asks
+every server of every source site for the transactions after the last one applied from it
+(replication.md 8), in the single-source form or, with ``replication_pull_other_transactions``, in the
+all-sources form that also carries the queues the source pulled from others (proxied mirroring). They are
+applied as they arrive (8.1), in batches whose LMDB transactions also record how far each partition got
+(``LmdbStore.apply_replicated``), so a server killed mid-round restarts after the last transaction it
+applied, without loss and without applying one twice; with ``replication_keep_other_transactions`` the
+same commit keeps a copy of each pulled queue, which this server then serves to others. Where
+replication dates are tracked, each transaction goes through the conflict rule with its queue's
+priority. ``txnstat.dct`` is written atomically after every successful pull, for operators and Java
+tools; at every round the larger of its id and the store's mark is used.
 
 The network is injected (``fetch``: puller.open_stream in the server, fakes in tests); the asyncio task
 that runs rounds every ``replication_interval`` is in task.py. Lag per source is kept in ``SourceStatus``
@@ -15,6 +21,7 @@ objects: ``Mirror.status()`` is what the metrics and the logs read.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 from collections.abc import Callable, Iterator
@@ -25,9 +32,9 @@ from hdlserver.client.admin import Identity
 from hdlserver.client.resolver import HandleResponseError
 from hdlserver.config.dct import DctValue, format_dct, load_dct
 from hdlserver.config.settings import ServerConfig
-from hdlserver.config.siteinfo import read_site_info_file
 from hdlserver.errors import ConfigError, HandleError, StorageError
 from hdlserver.replication.puller import StreamConnection
+from hdlserver.replication.source_sites import SourceCollection, source_collection, values_resolver
 from hdlserver.replication.streams import (
     STATUS_NEED_TO_REDUMP,
     QueueLastTimestamp,
@@ -48,9 +55,7 @@ from hdlserver.wire.site import PROTO_TCP, ServerInfo, SiteInfo
 log = logging.getLogger("hdlserver.replication")
 
 TXNSTAT_FILE = "txnstat.dct"
-SOURCE_FILES = ("txnsrcsv.bin", "txnsrcsv.json")  # the binary one wins, as in Java
 REDUMP_NOTICE_FILE = "SERVER_NEEDS_REDUMP.txt"
-FILE_SOURCE_NAME = "sources"  # the site name of the file-based source (replication.md 3)
 FRESH_TXN_ID = -1  # what a fresh Java mirror asks from
 APPLY_BATCH = 256  # pulled transactions committed together (one synced LMDB commit per partition touched)
 
@@ -127,6 +132,11 @@ class ReplicationState:
             queues.append(QueueState())
         return queues[index]
 
+    def snapshot(self) -> list[tuple[str, list[QueueState]]]:
+        """A copy to read from another thread (the server answering all-sources pulls) while rounds run."""
+        return [(site, [QueueState(q.last_txn_id, q.last_timestamp) for q in list(queues)])
+                for site, queues in list(self.sites.items())]
+
     def text(self) -> str:
         table: dict[str, DctValue] = {
             site: [{"last_txn_id": str(q.last_txn_id), "last_timestamp": str(q.last_timestamp)} for q in queues]
@@ -147,6 +157,21 @@ def queue_name(index: int, site: str) -> str:
     return f"{index}:{site}"
 
 
+def split_queue_name(name: str) -> tuple[int, str] | None:
+    """(server index, site name) of ``<index>:<site name>`` (replication.md 4.4); None if it is not one."""
+    index, sep, site = name.partition(":")
+    if not sep or not site or not index.isdigit():
+        return None
+    return int(index), site
+
+
+def site_priority(site: str) -> int:
+    """A queue's conflict-rule priority: the integer before the first ':' of its site name (the index of
+    the source's HS_SITE value); 0 for the file-based ``sources`` (replication.md 8.1)."""
+    head, sep, _ = site.partition(":")
+    return int(head) if sep and head.isdigit() else 0
+
+
 def accepts(handle: bytes, action: int, accept_prefixes: tuple[str, ...] | None) -> bool:
     """``replication_accept_prefixes`` (8.1): None accepts everything; prefixes compare ASCII-case-blind."""
     if accept_prefixes is None:
@@ -158,10 +183,13 @@ def accepts(handle: bytes, action: int, accept_prefixes: tuple[str, ...] | None)
 
 @dataclass
 class _Batch:
-    """Transactions received and verified but not yet committed, and the id the queue reaches with them."""
+    """Transactions of one queue received and verified but not yet committed, and the id the queue reaches
+    with them."""
 
     queue: bytes
     state: QueueState
+    status: SourceStatus
+    priority: int
     txns: list[ReplicatedTxn] = field(default_factory=list)
     last_id: int = FRESH_TXN_ID
 
@@ -182,9 +210,10 @@ class Mirror:
     identity: Identity
     fetch: Fetch
     clock: Callable[[], float]
+    sources: SourceCollection | None = None  # default: from the config (source_sites.source_collection)
     state: ReplicationState = field(init=False)
     statuses: dict[str, SourceStatus] = field(default_factory=dict)
-    _sources: tuple[float, SiteInfo] | None = None
+    own_name: str | None = None  # this server's site name among the sources (handle-based sources)
     _current: StreamConnection | None = None
     _aborted: bool = False
 
@@ -198,20 +227,11 @@ class Mirror:
 
     def __post_init__(self) -> None:
         self.state = ReplicationState.load(self.server_dir / TXNSTAT_FILE)
+        if self.sources is None:
+            self.sources = source_collection(self.server_dir, self.config, self._me(), values_resolver(self.store))
 
-    # -- sources
-
-    def source_site(self) -> SiteInfo:
-        """The file-based source site, re-read when the file changes (8 step 1)."""
-        for name in SOURCE_FILES:
-            path = self.server_dir / name
-            if path.exists():
-                mtime = path.stat().st_mtime
-                if self._sources is None or self._sources[0] != mtime:
-                    self._sources = (mtime, read_site_info_file(path))
-                    log.info("replication source: %s (%d servers)", path.name, len(self._sources[1].servers))
-                return self._sources[1]
-        raise ConfigError(f"no replication source: neither {' nor '.join(SOURCE_FILES)} exists", str(self.server_dir))
+    def _me(self) -> ServerInfo:
+        return self.own_site.servers[self.own_position]
 
     def status(self) -> list[SourceStatus]:
         """Per source server: last pulled id, lag, last error (the metrics hook, see the module docstring)."""
@@ -225,16 +245,51 @@ class Mirror:
 
     def run_round(self) -> int:
         """Pull from every source server once; returns the number of transactions applied."""
-        site = self.source_site()
+        assert self.sources is not None
+        try:
+            sources = self.sources.refresh()
+        except (ConfigError, HandleError, OSError, StorageError) as e:
+            log.error("replication: cannot read the replication sources, no pull this round: %s", e)
+            return 0
+        self.own_name = sources.own_name
+        if self.store.tracks_replication_dates:
+            self.store.track_replication_dates(sources.own_priority)
+        if not sources.sites:
+            log.warning("replication: no source sites to pull from")
+        self._adopt_marks()
         applied = 0
-        for index, server in enumerate(site.servers):
-            if self._aborted:
-                break
-            if self._cannot_hold_ours(site, index) or self._is_me(server):
-                continue
-            applied += self.pull(FILE_SOURCE_NAME, index, server)
+        for source in sources.sites:
+            for index, server in enumerate(source.site.servers):
+                if self._aborted:
+                    break
+                if self._cannot_hold_ours(source.site, index) or self._is_me(server):
+                    continue
+                applied += self.pull(source.name, index, server)
         self._redump_notice()
         return applied
+
+    def _adopt_marks(self) -> None:
+        """Continue after transactions applied in an unfinished round (killed before txnstat.dct was
+        saved): the store's marks say how far each queue got. Their date stands for the round's end date:
+        the queue has been seen up to it (redump rule 6.3.3)."""
+        for name, (mark_id, mark_date) in self.store.replication_marks().items():
+            parsed = split_queue_name(name.decode("utf-8", "replace"))
+            if parsed is None:
+                continue
+            queue = self.state.queue(parsed[1], parsed[0])
+            if mark_id > queue.last_txn_id:
+                queue.last_txn_id = mark_id
+                queue.last_timestamp = max(queue.last_timestamp, mark_date)
+
+    def _status(self, name: str) -> SourceStatus:
+        return self.statuses.setdefault(name, SourceStatus(name))
+
+    def _state_document(self) -> bytes:
+        """The all-sources request's ``replicationServerStates`` (4.1): every queue known here."""
+        states = {queue_name(i, site): {"lastTxnId": q.last_txn_id, "lastTimestamp": q.last_timestamp}
+                  for site, queues in self.state.sites.items() for i, q in enumerate(queues)}
+        return json.dumps({"replicationServerStates": states, "ownName": self.own_name},
+                          separators=(",", ":")).encode("utf-8")
 
     def _is_me(self, server: ServerInfo) -> bool:
         """A source server at this server's own address and TCP port is this server (8 step 1)."""
@@ -252,25 +307,21 @@ class Mirror:
     def pull(self, site_name: str, index: int, server: ServerInfo) -> int:
         """One RETRIEVE_TXN_LOG from one source server; errors are logged and kept in its status."""
         name = queue_name(index, site_name)
-        status = self.statuses.setdefault(name, SourceStatus(name))
+        status = self._status(name)
         queue = self.state.queue(site_name, index)
-        mark_id, mark_date = self.store.replication_mark(name.encode())
-        if mark_id > queue.last_txn_id:
-            # killed after applying transactions of an unfinished round: continue after them. Their date
-            # stands for the round's end date: the queue has been seen up to it (redump rule 6.3.3).
-            queue.last_txn_id = mark_id
-            queue.last_timestamp = max(queue.last_timestamp, mark_date)
+        all_sources = self.config.replication_pull_other_transactions
         request = RetrieveTxnLogRequest(last_txn_id=queue.last_txn_id, last_query_date=queue.last_timestamp,
                                         receiver_hash_type=self.own_site.hash_option,
                                         num_servers=max(1, len(self.own_site.servers)),
-                                        server_num=self.own_position)
-        status.last_round_applied = 0
+                                        server_num=self.own_position,
+                                        replication_state=self._state_document() if all_sources else None)
+        pulled = _Pulled(self._batch(name, site_name, index))
         try:
             connection = self.fetch(server, OpCode.RETRIEVE_TXN_LOG, request, self.identity,
                                     self.config.replication_timeout_ms / 1000.0)
             self._current = connection
             try:
-                self._consume(name, queue, status, read_txn_stream(connection.reader))
+                self._consume(pulled, read_txn_stream(connection.reader))
             finally:
                 self._current = None
                 connection.close()
@@ -279,13 +330,21 @@ class Mirror:
                 log.info("replication from %s stopped at txn %d: the server is stopping", name, queue.last_txn_id)
             else:
                 self._failed(status, queue, server, e)
-            return status.last_round_applied
-        applied = status.last_error_free_round()
-        status.last_success_time = self.clock()
+            return pulled.applied()
+        now = self.clock()
+        for batch in pulled.batches.values():
+            batch.status.last_error_free_round()
+            batch.status.last_success_time = now
+        applied = pulled.applied()
         log.log(logging.INFO if applied else logging.DEBUG,
                 "replication from %s (%s): %d transactions applied, now at txn %d, lag %.1f s", name,
-                server.address_text(), applied, queue.last_txn_id, status.lag_seconds(self.clock()) or 0.0)
+                server.address_text(), applied, queue.last_txn_id, status.lag_seconds(now) or 0.0)
         return applied
+
+    def _batch(self, name: str, site_name: str, index: int) -> _Batch:
+        status = self._status(name)
+        status.last_round_applied = 0
+        return _Batch(name.encode(), self.state.queue(site_name, index), status, site_priority(site_name))
 
     def _failed(self, status: SourceStatus, queue: QueueState, server: ServerInfo, e: Exception) -> None:
         if isinstance(e, HandleResponseError):
@@ -301,55 +360,65 @@ class Mirror:
         log.error("replication from %s (%s) failed at txn %d: %s; the next round retries", status.queue,
                   server.address_text(), queue.last_txn_id, reason)
 
-    def _consume(self, name: str, queue: QueueState, status: SourceStatus, events: Iterator[object]) -> None:
+    def _consume(self, pulled: _Pulled, events: Iterator[object]) -> None:
         """Apply a stream's transactions in batches of ``APPLY_BATCH`` (each transaction's record was verified
-        before it arrives here); what arrived before a failure is applied too. ``status.last_round_applied``
-        counts them as they commit."""
-        batch = _Batch(name.encode(), queue)
+        before it arrives here); what arrived before a failure is applied too. Each queue's status counts
+        its transactions as they commit."""
         try:
-            self._consume_events(name, queue, status, events, batch)
+            self._consume_events(pulled, events)
         finally:
-            self._flush(batch, status)
+            for batch in pulled.batches.values():
+                self._flush(batch)
 
-    def _consume_events(self, name: str, queue: QueueState, status: SourceStatus, events: Iterator[object],
-                        batch: _Batch) -> None:
+    def _consume_events(self, pulled: _Pulled, events: Iterator[object]) -> None:
         accept = self.config.replication_accept_prefixes
+        batch = pulled.current
         for event in events:
             if isinstance(event, TxnStreamHead):
                 if event.status == STATUS_NEED_TO_REDUMP:
-                    status.needs_redump = True
+                    batch.status.needs_redump = True
                     log.error("replication source %s says this server NEEDS TO REDUMP (run hdl-dumpfromprimary); "
-                              "nothing was applied", name)
+                              "nothing was applied", batch.status.queue)
                     return
-                status.needs_redump = False
+                batch.status.needs_redump = False
+            elif isinstance(event, QueueName):
+                self._flush(batch)
+                batch = pulled.switch(self, event.name.decode("utf-8", "replace"))
             elif isinstance(event, TxnRecord):
-                if event.txn_id <= batch.last_id:
-                    log.warning("replication from %s: txn %d is not after %d, already applied: skipped", name,
-                                event.txn_id, batch.last_id)
+                if batch.queue == OWN_QUEUE_SKIPPED:
                     continue
-                if accepts(event.handle, event.action, accept):
-                    batch.txns.append(ReplicatedTxn(event.txn_id, event.date_ms, event.action, event.handle,
-                                                    event.values))
-                else:
-                    log.info("replication from %s: txn %d for %s skipped (replication_accept_prefixes)", name,
-                             event.txn_id, event.handle.decode("utf-8", "replace"))
+                if event.txn_id <= batch.last_id:
+                    log.warning("replication from %s: txn %d is not after %d, already applied: skipped",
+                                batch.status.queue, event.txn_id, batch.last_id)
+                    continue
+                accepted = accepts(event.handle, event.action, accept)
+                if not accepted:
+                    log.info("replication from %s: txn %d for %s skipped (replication_accept_prefixes)",
+                             batch.status.queue, event.txn_id, event.handle.decode("utf-8", "replace"))
+                batch.txns.append(ReplicatedTxn(event.txn_id, event.date_ms, event.action, event.handle,
+                                                event.values, accepted))
                 batch.last_id = event.txn_id
                 if len(batch.txns) >= APPLY_BATCH:
-                    self._flush(batch, status)
-            elif isinstance(event, QueueName | QueueLastTimestamp):
-                continue  # the all-sources form is not requested by this mirror
+                    self._flush(batch)
+            elif isinstance(event, QueueLastTimestamp):
+                self._flush(batch)
+                if batch.queue != OWN_QUEUE_SKIPPED:
+                    batch.state.last_timestamp = batch.status.last_timestamp_ms = event.date_ms
             elif isinstance(event, TxnStreamEnd):
-                self._flush(batch, status)
+                for each in pulled.batches.values():
+                    self._flush(each)
                 if event.date_ms is not None:
-                    queue.last_timestamp = status.last_timestamp_ms = event.date_ms
+                    batch.state.last_timestamp = batch.status.last_timestamp_ms = event.date_ms
                 self.state.save(sync=not self.config.file_write_no_sync)
 
-    def _flush(self, batch: _Batch, status: SourceStatus) -> None:
+    def _flush(self, batch: _Batch) -> None:
         """Commit the pending transactions; only then does the queue's last id move past them."""
         if batch.txns:
-            status.last_round_applied += self.store.apply_replicated(batch.queue, batch.txns)
+            batch.status.last_round_applied += self.store.apply_replicated(
+                batch.queue, batch.txns, batch.priority,
+                keep_copies=self.config.replication_keep_other_transactions)
             batch.txns.clear()
-        batch.state.last_txn_id = status.last_txn_id = batch.last_id
+        batch.state.last_txn_id = batch.status.last_txn_id = batch.last_id
 
     def _redump_notice(self) -> None:
         path = self.server_dir / REDUMP_NOTICE_FILE
@@ -360,3 +429,36 @@ class Mirror:
         else:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
+
+
+OWN_QUEUE_SKIPPED = b""  # the batch of a queue of this server's own site: its records are not applied
+
+
+@dataclass
+class _Pulled:
+    """The queues one all-sources stream carries (just the source server's own in the single-source form)."""
+
+    current: _Batch
+    batches: dict[bytes, _Batch] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.batches[self.current.queue] = self.current
+
+    def switch(self, mirror: Mirror, name: str) -> _Batch:
+        """The batch of queue ``name`` (QUEUE_NAME record); queues of this server's own site are skipped,
+        as are names that are not ``<index>:<site>``."""
+        parsed = split_queue_name(name)
+        if parsed is None or parsed[1] == mirror.own_name:
+            if parsed is None:
+                log.warning("replication: queue name %r is not <index>:<site>; its transactions are skipped", name)
+            skipped = _Batch(OWN_QUEUE_SKIPPED, QueueState(), SourceStatus(name), 0)
+            self.current = skipped
+            return skipped
+        key = name.encode("utf-8")
+        if key not in self.batches:
+            self.batches[key] = mirror._batch(name, parsed[1], parsed[0])
+        self.current = self.batches[key]
+        return self.current
+
+    def applied(self) -> int:
+        return sum(b.status.last_round_applied for b in self.batches.values() if b.queue != OWN_QUEUE_SKIPPED)

@@ -96,18 +96,24 @@ def hashes_to(handle: bytes, hash_type: int, num_servers: int, server_num: int) 
 
 
 def needs_redump(store: Store, last_txn_id: int, last_timestamp: int, now_ms: int) -> bool:
-    """The redump decision of replication.md 6.3 for this server's own queue, plus one rule of ours: a
-    requester that already has ids this queue never issued (the queue was reset) must redump rather than
-    wait, silently, until the ids catch up."""
-    latest = store.last_txn_id()
+    """The redump decision of replication.md 6.3 for this server's own queue."""
+    return redump_needed(store.last_txn_id(), next(iter(store.transactions_since(0)), None), True, last_txn_id,
+                         last_timestamp, now_ms)
+
+
+def redump_needed(latest: int, first: Transaction | None, has_queue: bool, last_txn_id: int, last_timestamp: int,
+                  now_ms: int) -> bool:
+    """Replication.md 6.3 for a queue whose newest safe id is ``latest`` and oldest kept transaction
+    ``first``, asked from (``last_txn_id``, ``last_timestamp``); plus one rule of ours: a requester that
+    already has ids this queue never issued (the queue was reset) must redump rather than wait, silently,
+    until the ids catch up."""
     if latest <= 0:
         return False
     if last_txn_id > latest:
         log.warning("a mirror asks for transactions after id %d, but the newest here is %d: it must redump",
                     last_txn_id, latest)
         return True
-    first = next(iter(store.transactions_since(0)), None)
-    if first is None:
+    if not has_queue or first is None:
         return latest > last_txn_id
     if first.date_ms <= last_timestamp:
         return False
@@ -119,10 +125,12 @@ def needs_redump(store: Store, last_txn_id: int, last_timestamp: int, now_ms: in
     return not (last_txn_id > 0 and first.date_ms <= last_timestamp + DAY_MS and first.txn_id == last_txn_id + 1)
 
 
-def txn_segments(store: Store, after: int, hash_type: int, num_servers: int, server_num: int) -> Iterator[bytes]:
-    """HANDLE_RECORD segments for the transactions after ``after`` (6.1): the requester's share, each with
-    the handle's current values; skipped when a later transaction will carry the state."""
-    for txn in store.transactions_since(after):
+def txn_segments(store: Store, after: int, hash_type: int, num_servers: int, server_num: int,
+                 txns: Iterator[Transaction] | None = None) -> Iterator[bytes]:
+    """HANDLE_RECORD segments for the transactions after ``after`` (6.1) of this server's own log, or of
+    ``txns`` (a kept copy of another queue): the requester's share, each with the handle's current
+    values; skipped when a later transaction will carry the state."""
+    for txn in store.transactions_since(after) if txns is None else txns:
         if txn.action not in (TXN_HOME_NA, TXN_UNHOME_NA) and not hashes_to(txn.handle, hash_type, num_servers,
                                                                            server_num):
             continue
@@ -179,8 +187,11 @@ def get_next_txn_id(state: ServerState, call: ReplicationCall, auth: Authorizer)
 
 
 def own_queue_name(state: ServerState) -> bytes:
-    """``<this server's index>:<site name>`` (4.4): the name the all-sources stream gives our queue."""
-    site_name = state.settings.server.replication_site_handle_value or DEFAULT_SITE_NAME
+    """``<this server's index>:<site name>`` (4.4): the name the all-sources stream gives our queue. The
+    site name is the one the replication sites handle gives this server's site, once the pull loop has
+    found it."""
+    site_name = (state.mirror.own_name if state.mirror is not None else None) \
+        or state.settings.server.replication_site_handle_value or DEFAULT_SITE_NAME
     return f"{state.this_server_position}:{site_name}".encode()
 
 
@@ -215,24 +226,75 @@ def _single_source(store: Store, request: RetrieveTxnLogRequest, now_ms: int) ->
     yield streams.txn_end(now_ms)
 
 
-def _all_sources(state: ServerState, request: RetrieveTxnLogRequest, now_ms: int) -> Iterator[bytes]:
-    """Format 2 for this server's own queue (6.2); this server keeps no copies of other queues."""
-    name = own_queue_name(state)
+@dataclass(frozen=True, slots=True)
+class _QueueShare:
+    """One queue of an all-sources answer: its name, where the requester is, and what this server has."""
+
+    name: bytes
+    after: int
+    latest: int
+    last_timestamp: int | None  # None: this server's own queue (its timestamp is now)
+
+
+def _requester_states(request: RetrieveTxnLogRequest) -> tuple[dict[str, tuple[int, int]], str | None]:
     try:
         document = json.loads(request.replication_state or b"{}")
-        mine = (document.get("replicationServerStates") or {}).get(name.decode(), {})
-        last_id, last_ts = int(mine.get("lastTxnId", 0)), int(mine.get("lastTimestamp", 0))
+        states = document.get("replicationServerStates") or {}
+        out = {str(name): (int(v.get("lastTxnId", -1)), int(v.get("lastTimestamp", 0))) for name, v in states.items()}
+        own = document.get("ownName")
     except (ValueError, AttributeError, TypeError) as e:
         raise ProtocolError(ResponseCode.PROTOCOL_ERROR, f"Invalid replication state: {e}") from e
-    redump = needs_redump(state.store, last_id, last_ts, now_ms)
+    return out, own if isinstance(own, str) else None
+
+
+def _all_sources(state: ServerState, request: RetrieveTxnLogRequest, now_ms: int) -> Iterator[bytes]:
+    """Format 2 (6.2): this server's own queue (a primary's), then each other queue this server pulled and
+    keeps, except the requester's own site's and those never pulled to an end. Any queue needing a redump
+    makes the whole answer NEED_TO_REDUMP."""
+    store = state.store
+    states, requester_site = _requester_states(request)
+    shares: list[_QueueShare] = []
+    redump = False
+    if state.primary:
+        name = own_queue_name(state)
+        last_id, last_ts = states.get(name.decode(), (-1, 0))
+        redump |= needs_redump(store, last_id, last_ts, now_ms)
+        shares.append(_QueueShare(name, last_id, store.last_txn_id(), None))
+    keeping = state.settings.server.replication_keep_other_transactions
+    for site, queues in state.mirror.state.snapshot() if state.mirror is not None else ():
+        if site == requester_site:
+            continue
+        for index, queue in enumerate(queues):
+            if queue.last_timestamp <= 0:
+                continue
+            name = f"{index}:{site}"
+            last_id, last_ts = states.get(name, (-1, 0))
+            first = next(iter(store.other_queue_transactions(name.encode())), None) if keeping else None
+            redump |= redump_needed(queue.last_txn_id, first, keeping, last_id, last_ts, now_ms)
+            shares.append(_QueueShare(name.encode(), last_id, queue.last_txn_id, queue.last_timestamp))
     status = streams.STATUS_NEED_TO_REDUMP if redump else streams.STATUS_SENDING_TRANSACTIONS
+    if redump:
+        log.warning("answering NEED_TO_REDUMP to an all-sources pull")
     yield streams.txn_stream_head(streams.TXN_FORMAT_ALL_SOURCES, status)
-    if not redump and state.primary:
-        yield streams.queue_name_record(name)
-        yield from txn_segments(state.store, last_id, request.receiver_hash_type, request.num_servers,
+    if not redump:
+        for share in shares:
+            yield from _queue_share(store, request, share, now_ms, keeping)
+    yield streams.txn_end(None)
+
+
+def _queue_share(store: Store, request: RetrieveTxnLogRequest, share: _QueueShare, now_ms: int,
+                 keeping: bool) -> Iterator[bytes]:
+    yield streams.queue_name_record(share.name)
+    if share.last_timestamp is None:
+        yield from txn_segments(store, share.after, request.receiver_hash_type, request.num_servers,
                                 request.server_num)
         yield streams.queue_last_timestamp_record(now_ms)
-    yield streams.txn_end(None)
+        return
+    if keeping:
+        copies = (t for t in store.other_queue_transactions(share.name, share.after) if t.txn_id <= share.latest)
+        yield from txn_segments(store, share.after, request.receiver_hash_type, request.num_servers,
+                                request.server_num, copies)
+    yield streams.queue_last_timestamp_record(share.last_timestamp)
 
 
 def dump_handles(state: ServerState, call: ReplicationCall, auth: Authorizer) -> HandlerResult:

@@ -22,7 +22,6 @@ from hdlserver.client.resolver import HandleResponseError
 from hdlserver.client.transport import read_exact
 from hdlserver.config.settings import ServerConfig
 from hdlserver.config.siteinfo import save_site_info_json
-from hdlserver.errors import ConfigError
 from hdlserver.replication import streams
 from hdlserver.replication.mirror import REDUMP_NOTICE_FILE, Mirror, ReplicationState
 from hdlserver.replication.puller import StreamConnection
@@ -226,11 +225,17 @@ def test_prefixes_the_mirror_does_not_accept_are_skipped_but_counted(server_dir:
     assert saved_state(server_dir)[0] == 2
 
 
-def test_missing_sources_file_is_a_clear_error(tmp_path: Path, store: LmdbStore) -> None:
+def test_missing_sources_file_is_a_clear_log_line_and_the_next_round_retries(
+        tmp_path: Path, store: LmdbStore, caplog: pytest.LogCaptureFixture) -> None:
     (tmp_path / "empty").mkdir()
-    mirror = make_mirror(tmp_path / "empty", store, FakeSource())
-    with pytest.raises(ConfigError, match=r"no replication source: neither txnsrcsv\.bin nor txnsrcsv\.json"):
-        mirror.run_round()
+    source = FakeSource()
+    mirror = make_mirror(tmp_path / "empty", store, source)
+    assert mirror.run_round() == 0
+    assert "no replication source: neither txnsrcsv.bin nor txnsrcsv.json" in caplog.text
+    assert source.requests == []
+    save_site_info_json(tmp_path / "empty" / "txnsrcsv.json", SOURCE)
+    source.answers.append(stream_bytes(record(1, b"TEST/A", TXN_ADD_HANDLE, (url("a"),))))
+    assert mirror.run_round() == 1
 
 
 def test_a_source_server_at_our_own_address_and_port_is_skipped(server_dir: Path, store: LmdbStore) -> None:
