@@ -87,7 +87,8 @@ def open_server_state(server_dir: Path, *, passphrase: bytes | None = None,
             prefix_handle = to_prefix_handle(prefix.encode("utf-8"))
             if prefix_handle != PLACEHOLDER_PREFIX.upper() and prefix_handle not in homed:
                 log.info("homing prefix %s (auto_homed_prefixes)", prefix_handle.decode("utf-8", "replace"))
-                homed.home(prefix_handle)
+                # a read-only queue cannot log it; homing is still what the operator asked for
+                homed.home(prefix_handle, log=not settings.server.read_only_txn_queue)
     return ServerState(settings=settings, site=site, site_bytes=encode_site(site), this_server=this_server,
                        this_server_position=position, store=store, homed=homed,
                        signer=ResponseSigner(private_key),
