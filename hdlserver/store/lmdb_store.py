@@ -793,6 +793,38 @@ class LmdbStore:
         with self._writer():
             for part in self._parts:
                 deleted += self._prune_partition(part, older_than_ms)
+            deleted += self._prune_other_queues(self._parts[0], older_than_ms)
+        return deleted
+
+    @staticmethod
+    def _prune_other_queues(part: _Partition, older_than_ms: int) -> int:
+        """The same rule for the kept copies of pulled queues: per queue, oldest first, never its newest."""
+        if part.other_txns is None:
+            return 0
+        doomed: list[bytes] = []
+        deleted = 0
+
+        def remove(txn: lmdb.Transaction) -> None:
+            for key in doomed:
+                txn.delete(key, db=part.other_txns)
+
+        previous: tuple[bytes, bytes, int] | None = None  # (queue head, key, date) of the entry before
+        done: set[bytes] = set()  # queues whose oldest kept entry is recent enough
+        for key, raw in part.scan(part.other_txns, _key_and_raw):
+            head = key[: 2 + int.from_bytes(key[:2], "big")]
+            if previous is not None and previous[0] == head and head not in done:
+                if previous[2] < older_than_ms:
+                    doomed.append(previous[1])  # not its queue's newest: an entry of the same queue follows
+                else:
+                    done.add(head)
+            previous = (head, key, decode_txn(key[len(head):], raw).date_ms)
+            if len(doomed) >= _WRITE_BATCH:
+                part.write(remove)
+                deleted += len(doomed)
+                doomed.clear()
+        if doomed:
+            part.write(remove)
+            deleted += len(doomed)
         return deleted
 
     @staticmethod

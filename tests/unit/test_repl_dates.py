@@ -206,3 +206,13 @@ def test_a_received_dump_seeds_the_dates(store: LmdbStore, tmp_path: Path) -> No
         # a pulled change older than the dumped state loses once the mirror tracks dates
         mirror.track_replication_dates(0)
         assert mirror.apply_replicated(b"0:sources", [pulled(1, NOW_MS - 1, b"TEST/H01")]) == 0
+
+
+def test_pruning_also_prunes_the_kept_copies_of_pulled_queues_but_never_a_queues_newest(store: LmdbStore) -> None:
+    old, new = NOW_MS - 40 * 86_400_000, NOW_MS
+    store.apply_replicated(b"0:a", [pulled(1, old), pulled(2, old), pulled(3, new), pulled(4, old)], keep_copies=True)
+    store.apply_replicated(b"0:b", [pulled(7, old, b"TEST/B"), pulled(8, old, b"TEST/B")], keep_copies=True)
+    assert store.prune_transactions(NOW_MS - 30 * 86_400_000) == 3
+    assert [t.txn_id for t in store.other_queue_transactions(b"0:a")] == [3, 4]  # stops at the first newer one
+    assert [t.txn_id for t in store.other_queue_transactions(b"0:b")] == [8]
+    assert [t.txn_id for t in store.other_queue_transactions(b"0:a", after=3)] == [4]
