@@ -237,3 +237,39 @@ def test_a_bad_replication_state_document_is_a_protocol_error(tmp_path: Path, st
     request = RetrieveTxnLogRequest(replication_state=b"{not json")
     with pytest.raises(ProtocolError, match="Invalid replication state"):
         list(_all_sources(serving_state(store, tmp_path, primary=False), request, NOW_MS))  # type: ignore[arg-type]
+
+
+def test_a_cut_all_sources_stream_keeps_what_arrived_and_the_next_round_continues(
+        tmp_path: Path, store: LmdbStore) -> None:
+    full = all_sources_stream(
+        (f"0:2:{SITES_HANDLE}", [record(1, b"TEST/A", "a", 5000), record(2, b"TEST/B", "b", 5000)], 7000),
+        (f"0:3:{SITES_HANDLE}", [record(1, b"TEST/C", "c", 5000)], 8000))
+    cut = full[: full.index(b"TEST/C")]
+    source = FakeSource(cut, all_sources_stream((f"0:3:{SITES_HANDLE}", [record(1, b"TEST/C", "c", 5000)], 8000)))
+    mirror = make_mirror(tmp_path, store, source)
+    assert mirror.run_round() == 2
+    assert store.exists(b"TEST/B") and not store.exists(b"TEST/C")
+    assert "ConnectionError" in (next(s for s in mirror.status() if s.queue == f"0:2:{SITES_HANDLE}").last_error
+                                 or "")
+    assert not (tmp_path / "txnstat.dct").exists()  # saved only after a complete answer
+    assert mirror.run_round() == 1
+    states = json.loads(source.requests[1].replication_state or b"")["replicationServerStates"]
+    assert states[f"0:2:{SITES_HANDLE}"]["lastTxnId"] == 2  # from the store's mark: nothing pulled twice
+    assert store.exists(b"TEST/C")
+
+
+def test_a_queue_name_that_is_not_index_and_site_is_skipped_with_a_log_line(
+        tmp_path: Path, store: LmdbStore, caplog: pytest.LogCaptureFixture) -> None:
+    source = FakeSource(all_sources_stream(("garbage", [record(1, b"TEST/X", "x", 5000)], 7000),
+                                           (f"0:2:{SITES_HANDLE}", [record(1, b"TEST/A", "a", 5000)], 7000)))
+    assert make_mirror(tmp_path, store, source).run_round() == 1
+    assert not store.exists(b"TEST/X") and store.exists(b"TEST/A")
+    assert "queue name 'garbage' is not <index>:<site>" in caplog.text
+
+
+def test_a_requester_ahead_of_a_kept_queue_must_redump(tmp_path: Path, store: LmdbStore) -> None:
+    """A txn id from the future: the requester has ids of queue 2 this server never pulled."""
+    _pulled_copies(store)
+    events = served(serving_state(store, tmp_path, primary=False),
+                    {f"0:2:{SITES_HANDLE}": {"lastTxnId": 99, "lastTimestamp": 7000}}, None)
+    assert events[0].status == streams.STATUS_NEED_TO_REDUMP  # type: ignore[attr-defined]
