@@ -10,6 +10,8 @@ client from holding the server (all bounded):
 * ``max_body_bytes``: a longer body (declared or received) is answered 413 and the connection closed.
 
 The application is a plain function from ``HttpRequest`` to ``HttpResponse``; it runs on the event loop.
+A ``HandOverResponse`` (a replication stream) ends the connection's HTTP life: its head and first bytes
+are written, then its ``take_over`` owns the transport and writes the rest of the body up to the close.
 """
 
 from __future__ import annotations
@@ -34,6 +36,16 @@ DEFAULT_TIMEOUT = 30.0  # seconds; Jetty's idle time for the Java server's conne
 MAX_HEADER_BYTES = 8192  # Jetty's request header size in the Java server
 MAX_BODY_BYTES = 4 * 1024 * 1024  # a native message is at most 262 164 bytes; JSON records are larger
 _NO_BODY_STATUSES = frozenset({204, 304})
+_FRAMING_HEADERS = frozenset({"content-length", "connection", "transfer-encoding"})
+
+
+@dataclass(slots=True)
+class HandOverResponse(HttpResponse):
+    """A response whose body goes on after ``body``: ``take_over`` gets the transport once the head and
+    ``body`` are written, writes the rest and closes it. The body is close-delimited (no Content-Length, no
+    chunking) because Java's native HTTP client reads the bytes after the head raw, up to the close."""
+
+    take_over: Callable[[asyncio.Transport], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,15 +232,33 @@ class HttpProtocol(asyncio.Protocol):
         except Exception:
             log.exception("HTTP %s %s from %s failed", request.method, request.target, self.peer)
             response = HttpResponse(500, [("Content-Type", TEXT_CONTENT_TYPE)], b"Internal server error")
+        if isinstance(response, HandOverResponse) and response.take_over is not None:
+            self._hand_over(response, response.take_over)
+            return
         self._send(response, head_only=request.method == "HEAD")
         if self.h11.our_state is h11.MUST_CLOSE:
             self.close()
         else:
             self._arm_idle()
 
+    def _hand_over(self, response: HttpResponse, take_over: Callable[[asyncio.Transport], None]) -> None:
+        """Write the head by hand (h11 would chunk a body of unknown length for an HTTP/1.1 client), then
+        leave the connection to ``take_over``: no more requests are read on it."""
+        transport, self.transport = self.transport, None
+        self.connections.open.discard(self)
+        for timer in (self._idle, self._head_deadline):
+            if timer is not None:
+                timer.cancel()
+        if transport is None or transport.is_closing():
+            return
+        lines = [f"HTTP/1.1 {response.status} {_reason(response.status)}"]
+        lines += [f"{k}: {v}" for k, v in response.headers if k.lower() not in _FRAMING_HEADERS]
+        lines.append("Connection: close")
+        transport.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + response.body)
+        take_over(transport)
+
     def _send(self, response: HttpResponse, head_only: bool = False) -> None:
-        skipped = {"content-length", "connection", "transfer-encoding"}
-        headers = [(k, v) for k, v in response.headers if k.lower() not in skipped]
+        headers = [(k, v) for k, v in response.headers if k.lower() not in _FRAMING_HEADERS]
         body = response.body
         if response.status in _NO_BODY_STATUSES:
             body = b""
@@ -237,11 +267,8 @@ class HttpProtocol(asyncio.Protocol):
         if response.close:
             headers.append(("Connection", "close"))
         try:
-            reason = HTTPStatus(response.status).phrase
-        except ValueError:
-            reason = ""
-        try:
-            out = self.h11.send(h11.Response(status_code=response.status, headers=headers, reason=reason))
+            out = self.h11.send(h11.Response(status_code=response.status, headers=headers,
+                                             reason=_reason(response.status)))
             if body and not head_only:
                 out += self.h11.send(h11.Data(data=body))
             out += self.h11.send(h11.EndOfMessage())
@@ -262,3 +289,10 @@ class HttpProtocol(asyncio.Protocol):
     def _write(self, data: bytes | None) -> None:
         if data and self.transport is not None:
             self.transport.write(data)
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""

@@ -1,9 +1,16 @@
 """Native Handle messages over HTTP (wire.md 13.2): the body of a POST is envelope + message, exactly as on
 TCP, and the answer is a 200 whose body holds the response messages -- every part of a multi-part (CN)
 answer, one after the other. Errors found before the request is decoded are Handle errors in a 200 too.
+
+A RETRIEVE_TXN_LOG or DUMP_HANDLES success goes on with its replication stream in the same body, as Java's
+native servlet writes it: PK-signed over HTTP, unsigned over HTTPS when the server key is not DSA
+(replication/stream_choice.py). replication/sender.py writes the stream with the flow control of HDL-TCP,
+and the body ends when the connection closes (protocol.HandOverResponse).
 """
 
 from __future__ import annotations
+
+import asyncio
 
 from hdlserver.core.context import TRANSPORT_HTTP, InterfaceRole, RequestInfo, ServerState
 from hdlserver.core.dispatch import Dispatcher
@@ -11,7 +18,11 @@ from hdlserver.core.resolve import fast_answer
 from hdlserver.core.responder import encode_early_error
 from hdlserver.errors import DecodeError
 from hdlserver.http.messages import HttpRequest, HttpResponse, empty_response
+from hdlserver.http.protocol import HandOverResponse
 from hdlserver.net.access import AccessLog
+from hdlserver.replication.sender import start_stream
+from hdlserver.replication.source import OutgoingStream
+from hdlserver.replication.stream_choice import TRANSPORT_HTTPS
 from hdlserver.wire.codes import ResponseCode
 from hdlserver.wire.envelope import ENVELOPE_SIZE, decode_envelope
 
@@ -65,11 +76,21 @@ class NativeTunnel:
                                fast.handle)
             return self._answer([fast.response])
         role = self.tls_role if request.secure else self.role
-        info = RequestInfo(TRANSPORT_HTTP, request.client, role, request.received)
+        transport = TRANSPORT_HTTPS if request.secure else TRANSPORT_HTTP
+        info = RequestInfo(transport, request.client, role, request.received)
         outcome = self.dispatcher.handle(envelope, frame[ENVELOPE_SIZE:], info)
         self.access.record(request.client, outcome.suggested, request.received, outcome.opcode,
                            outcome.response_code, outcome.handle, outcome.identity)
+        stream = outcome.extra.get("stream")
+        if isinstance(stream, OutgoingStream):
+            return self._streamed(outcome.messages, stream, request.client)
         return self._answer(outcome.messages, close=outcome.close)
+
+    def _streamed(self, messages: list[bytes], stream: OutgoingStream, peer: str) -> HandOverResponse:
+        def take_over(transport: asyncio.Transport) -> None:
+            start_stream(self.state, transport, stream, peer)
+
+        return HandOverResponse(200, [("Content-Type", HDL_MESSAGE_TYPE)], b"".join(messages), take_over=take_over)
 
     def redirect_to_api(self, request: HttpRequest) -> HttpResponse:
         """GET on the native handler (proxy pages disabled): 302 to the REST resolution of the path."""

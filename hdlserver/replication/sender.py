@@ -1,10 +1,11 @@
-"""Writing a replication stream on the TCP connection that carried the request (the asyncio adapter).
+"""Writing a replication stream on the connection that carried the request (the asyncio adapter).
 
-The TCP protocol hands its transport over after writing the response; from then on this module owns the
-connection: it writes the preamble, upgrades to TLS as the TLS server when the stream asks for it (with
-the self-signed certificate of the HS_SITE key, as Java does, so a Java mirror's key pinning accepts it),
-writes the segments with flow control (at most ``HIGH_WATER`` bytes buffered; a mirror that stops reading
-for ``replication_timeout`` is dropped) and closes.
+The TCP protocol (or the HTTP tunnel, after the HTTP head) hands its transport over after writing the
+response; from then on this module owns the connection: it writes the preamble, upgrades to TLS as the TLS
+server when the preamble is "TLS\\0" (only HDL-TCP streams are; with the self-signed certificate of the
+HS_SITE key, as Java does, so a Java mirror's key pinning accepts it), writes the segments with flow
+control (at most ``HIGH_WATER`` bytes buffered; a mirror that stops reading for ``replication_timeout`` is
+dropped) and closes.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from hdlserver.core.context import ServerState
 from hdlserver.http.certificate import CERTIFICATE_KEY_BITS, ServerCertificate, self_signed_certificate
 from hdlserver.http.tls import server_ssl_context
 from hdlserver.replication.source import OutgoingStream
-from hdlserver.replication.streams import StreamMode
+from hdlserver.replication.streams import TLS_MARKER
 
 log = logging.getLogger("hdlserver.replication")
 
@@ -82,8 +83,9 @@ async def _send(state: ServerState, transport: asyncio.Transport, protocol: _Str
                 stream: OutgoingStream, peer: str) -> None:
     sent = 0
     try:
-        transport.write(stream.preamble())
-        if stream.mode is StreamMode.TLS:
+        preamble = stream.preamble()
+        transport.write(preamble)
+        if preamble == TLS_MARKER:  # what the client reads as "the TLS handshake follows"
             loop = asyncio.get_running_loop()
             upgraded = await loop.start_tls(transport, protocol, stream_ssl_context(state), server_side=True,
                                             ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT)

@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from hdlserver.auth import keys
-from hdlserver.core.context import TRANSPORT_TCP, RequestInfo, ServerState
+from hdlserver.core.context import RequestInfo, ServerState
 from hdlserver.core.handler_api import Authorizer, HandlerResult
 from hdlserver.errors import ProtocolError
 from hdlserver.replication import streams
+from hdlserver.replication.stream_choice import stream_signer
 from hdlserver.replication.streams import SegmentSigner, StreamMode
 from hdlserver.store.base import TXN_DELETE_HANDLE, TXN_HOME_NA, TXN_UNHOME_NA, Store, Transaction
 from hdlserver.wire.bodies import (
@@ -29,14 +29,13 @@ from hdlserver.wire.bodies import (
     RetrieveTxnLogResponse,
 )
 from hdlserver.wire.codes import OpCode, ResponseCode
-from hdlserver.wire.envelope import response_version, version_at_least
+from hdlserver.wire.envelope import response_version
 from hdlserver.wire.handles import HASH_BY_ALL, HASH_BY_PREFIX, HASH_BY_SUFFIX, site_hash
 
 log = logging.getLogger("hdlserver.replication")
 
 DAY_MS = 86_400_000
 FRESH_QUEUE_MS = 10 * DAY_MS  # redump rule 4: a queue starting at id 1 within the last 10 days
-TLS_STREAM_VERSION = (2, 8)  # HDL-TCP responses from this version on carry the stream over TLS
 NOT_SUPPORTED = "This server does not support replication."
 NOT_PRIMARY = "Not a primary server"
 NEXT_TXN_ID_OBSOLETE = "Next txn id no longer supported; upgrade required"
@@ -155,19 +154,9 @@ def _txn_record(store: Store, txn: Transaction) -> bytes | None:
 # Handlers
 
 
-def stream_mode(info: RequestInfo, suggested: tuple[int, int]) -> StreamMode:
-    """TLS over HDL-TCP from 2.8, PK-signed otherwise (replication.md 5)."""
-    if info.transport == TRANSPORT_TCP and version_at_least(response_version(suggested), TLS_STREAM_VERSION):
-        return StreamMode.TLS
-    return StreamMode.PK
-
-
 def _signer(state: ServerState, call: ReplicationCall) -> SegmentSigner:
-    if call.info.transport != TRANSPORT_TCP:
-        raise ProtocolError(ResponseCode.OPERATION_NOT_SUPPORTED, "Replication streams are served over HDL-TCP only")
-    mode = stream_mode(call.info, call.view.suggested)  # type: ignore[attr-defined]
-    key: keys.PrivateKey = state.signer.private_key
-    return SegmentSigner(mode, key)
+    version = response_version(call.view.suggested)  # type: ignore[attr-defined]
+    return stream_signer(call.info.transport, version, state.signer.private_key)
 
 
 def _authorize_replication(auth: Authorizer, peer: str) -> None:

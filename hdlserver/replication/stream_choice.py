@@ -1,0 +1,50 @@
+"""Which container a replication stream is sent in (replication.md 5), as a pure decision over the transport
+that carried the request, the response version and the server key:
+
+* HDL-TCP, response version >= 2.8: "TLS\\0" and TLS on the same socket;
+* HDL-TCP before 2.8, and plain HTTP: PK-signed segments;
+* HTTPS (a tunnelled request on a TLS connection): unsigned (-1) when the server key is not DSA, because
+  the client pinned that key in the TLS handshake (Java's NativeServlet and HandleResolver); PK-signed
+  with a DSA key, whose TLS certificate Java accepts unpinned;
+* UDP: no stream at all.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from cryptography.hazmat.primitives.asymmetric import dsa
+
+from hdlserver.auth import keys
+from hdlserver.core.context import TRANSPORT_HTTP, TRANSPORT_TCP
+from hdlserver.errors import ProtocolError
+from hdlserver.replication.streams import STREAM_UNSIGNED, SegmentSigner, StreamMode
+from hdlserver.wire.codes import ResponseCode
+from hdlserver.wire.envelope import version_at_least
+
+TRANSPORT_HTTPS = "HTTPS"  # RequestInfo.transport of a message tunnelled over a TLS connection (http/tunnel.py)
+TLS_STREAM_VERSION = (2, 8)  # HDL-TCP responses from this version on carry the stream over TLS
+NOT_OVER_UDP = "Replication streams are served over HDL-TCP, HTTP and HTTPS only"
+
+
+class UnsignedSigner(SegmentSigner):
+    """The -1 stream: the type, then the segments as they are. Like TLS mode it carries no signature blocks
+    (``mode`` is TLS for that reason); it is only chosen for HTTPS, where nothing starts a TLS upgrade."""
+
+    def __init__(self) -> None:
+        super().__init__(StreamMode.TLS, None)
+
+    def preamble(self) -> bytes:
+        return struct.pack(">i", STREAM_UNSIGNED)
+
+
+def stream_signer(transport: str, version: tuple[int, int], private_key: keys.PrivateKey) -> SegmentSigner:
+    """The signer for a stream answering a request that came over ``transport``, answered with ``version``."""
+    if transport == TRANSPORT_TCP:
+        mode = StreamMode.TLS if version_at_least(version, TLS_STREAM_VERSION) else StreamMode.PK
+        return SegmentSigner(mode, private_key)
+    if transport == TRANSPORT_HTTPS and not isinstance(private_key, dsa.DSAPrivateKey):
+        return UnsignedSigner()
+    if transport in (TRANSPORT_HTTP, TRANSPORT_HTTPS):
+        return SegmentSigner(StreamMode.PK, private_key)
+    raise ProtocolError(ResponseCode.OPERATION_NOT_SUPPORTED, NOT_OVER_UDP)
