@@ -9,17 +9,22 @@ Waits are bounded: ``wait_for`` polls at most ``timeout`` seconds.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from servers import setup_server_dir
+from servers import ServerProcess, run_cli, setup_server_dir, start_server
 
+from hdlserver.client.admin import AdminClient, SecretKeyIdentity
 from hdlserver.client.resolver import HandleResponseError, Resolver
+from hdlserver.config.siteinfo import load_site_info
 from hdlserver.errors import HandleError
 from hdlserver.store.lmdb_store import open_store
+from hdlserver.wire.site import encode_site
+from hdlserver.wire.values import HandleValue
 
 T = TypeVar("T")
 
@@ -82,3 +87,42 @@ def txnstat_last_id(directory: Path) -> int | None:
     marker = '"last_txn_id" = "'
     at = text.find(marker)
     return None if at < 0 else int(text[at + len(marker) : text.index('"', at + len(marker))])
+
+
+def set_multi_primary(siteinfo: Path) -> None:
+    """Set the multi-primary bit of a siteinfo.json (hdlserver's or Java's)."""
+    site = json.loads(siteinfo.read_text(encoding="utf-8"))
+    site["multiPrimary"] = True
+    siteinfo.write_text(json.dumps(site, indent=2), encoding="utf-8")
+
+
+SITES_HANDLE = "0.NA/TEST"
+
+
+def start_primaries_of_sites_handle(root: Path, interval_ms: int = 300) -> tuple[ServerProcess, ServerProcess]:
+    """Two running multi-primary hdlserver primaries, a and b, that are the HS_SITE values 1 and 2 of
+    0.NA/TEST and replicate from each other through ``replication_sites_handle``. a homes 0.NA/0.NA and is
+    b's root site (``~/.handle/root_info``); b joins with ``hdl-dumpfromprimary`` from a, so both hold a's
+    0.NA/TEST and pull as 301:0.NA/TEST with a's key."""
+    ports = {}
+    for name in ("a", "b"):
+        directory = root / name
+        ports[name] = setup_server_dir(directory)
+        set_multi_primary(directory / "siteinfo.json")
+        shutil.copyfile(root / "a" / "admpriv.bin", directory / "replpriv.bin")
+        add_server_config(directory, '"replication_authentication" = "privatekey:301:0.NA/TEST"',
+                          f'"replication_interval" = "{interval_ms}"', f'"replication_sites_handle" = "{SITES_HANDLE}"')
+    a = start_server(root / "a", ports["a"])
+    try:
+        with AdminClient(a.address, SecretKeyIdentity(b"0.NA/TEST", 300, b"secret")) as admin:
+            admin.add_values(SITES_HANDLE, [HandleValue(1, b"HS_SITE", encode_site(load_site_info(root / "a"))),
+                                            HandleValue(2, b"HS_SITE", encode_site(load_site_info(root / "b")))])
+        home = root / "home-b"
+        (home / ".handle").mkdir(parents=True)
+        shutil.copyfile(root / "a" / "siteinfo.json", home / ".handle" / "root_info")
+        env = {**os.environ, "HOME": str(home)}
+        run_cli("hdlserver.cli.dumpfromprimary", root / "b", "--retry-wait", "0", env=env)
+        return a, start_server(root / "b", ports["b"], env=env)
+    except BaseException:
+        a.stop()
+        raise

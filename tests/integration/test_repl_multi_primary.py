@@ -11,13 +11,12 @@ hold the same prefix handle (and so the same replication identity, 301:0.NA/TEST
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from repl_support import add_server_config, resolved_urls, wait_for
+from repl_support import add_server_config, resolved_urls, set_multi_primary, wait_for
 from servers import ServerProcess, run_cli, setup_server_dir, start_server
 
 from hdlserver.client.admin import AdminClient, SecretKeyIdentity
@@ -40,10 +39,7 @@ def start_pair(root: Path, a_interval_ms: int = 300, b_interval_ms: int = 300
     for name in ("a", "b"):
         directory = root / name
         port = setup_server_dir(directory)
-        siteinfo = directory / "siteinfo.json"
-        site = json.loads(siteinfo.read_text(encoding="utf-8"))
-        site["multiPrimary"] = True
-        siteinfo.write_text(json.dumps(site, indent=2), encoding="utf-8")
+        set_multi_primary(directory / "siteinfo.json")
         made.append((directory, port))
     (a_dir, a_port), (b_dir, b_port) = made
     pull_from(a_dir, b_dir, a_dir / "admpriv.bin", a_interval_ms)

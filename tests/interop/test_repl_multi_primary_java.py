@@ -9,14 +9,13 @@ first pull gives it the same 0.NA/TEST.
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from java import JavaServer
-from repl_support import add_server_config, resolved_urls, txnstat_last_id, wait_for
+from repl_support import add_server_config, resolved_urls, set_multi_primary, txnstat_last_id, wait_for
 from servers import ServerProcess, setup_server_dir, start_server
 from test_repl_java import (
     HS_ADMIN_LINE,
@@ -37,12 +36,6 @@ ADMIN = SecretKeyIdentity(b"0.NA/TEST", 300, b"secret")
 
 def url(text: str) -> HandleValue:
     return HandleValue(1, b"URL", text.encode())
-
-
-def set_multi_primary(siteinfo: Path) -> None:
-    site = json.loads(siteinfo.read_text(encoding="utf-8"))
-    site["multiPrimary"] = True
-    siteinfo.write_text(json.dumps(site, indent=2), encoding="utf-8")
 
 
 class Pair:
