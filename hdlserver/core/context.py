@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # hdlserver.metrics uses this module
 TRANSPORT_UDP = "UDP"
 TRANSPORT_TCP = "TCP"
 TRANSPORT_HTTP = "HTTP"
+TRANSPORT_HTTPS = "HTTPS"  # a message tunnelled over a TLS connection (http/tunnel.py)
 
 
 @dataclass(frozen=True, slots=True)

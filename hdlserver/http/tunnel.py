@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 
-from hdlserver.core.context import TRANSPORT_HTTP, InterfaceRole, RequestInfo, ServerState
+from hdlserver.core.context import TRANSPORT_HTTP, TRANSPORT_HTTPS, InterfaceRole, RequestInfo, ServerState
 from hdlserver.core.dispatch import Dispatcher
 from hdlserver.core.resolve import fast_answer
 from hdlserver.core.responder import encode_early_error
@@ -22,7 +22,6 @@ from hdlserver.http.protocol import HandOverResponse
 from hdlserver.net.access import AccessLog
 from hdlserver.replication.sender import start_stream
 from hdlserver.replication.source import OutgoingStream
-from hdlserver.replication.stream_choice import TRANSPORT_HTTPS
 from hdlserver.wire.codes import ResponseCode
 from hdlserver.wire.envelope import ENVELOPE_SIZE, decode_envelope
 

@@ -11,31 +11,17 @@ that carried the request, the response version and the server key:
 
 from __future__ import annotations
 
-import struct
-
 from cryptography.hazmat.primitives.asymmetric import dsa
 
 from hdlserver.auth import keys
-from hdlserver.core.context import TRANSPORT_HTTP, TRANSPORT_TCP
+from hdlserver.core.context import TRANSPORT_HTTP, TRANSPORT_HTTPS, TRANSPORT_TCP
 from hdlserver.errors import ProtocolError
-from hdlserver.replication.streams import STREAM_UNSIGNED, SegmentSigner, StreamMode
+from hdlserver.replication.streams import SegmentSigner, StreamMode
 from hdlserver.wire.codes import ResponseCode
 from hdlserver.wire.envelope import version_at_least
 
-TRANSPORT_HTTPS = "HTTPS"  # RequestInfo.transport of a message tunnelled over a TLS connection (http/tunnel.py)
 TLS_STREAM_VERSION = (2, 8)  # HDL-TCP responses from this version on carry the stream over TLS
 NOT_OVER_UDP = "Replication streams are served over HDL-TCP, HTTP and HTTPS only"
-
-
-class UnsignedSigner(SegmentSigner):
-    """The -1 stream: the type, then the segments as they are. Like TLS mode it carries no signature blocks
-    (``mode`` is TLS for that reason); it is only chosen for HTTPS, where nothing starts a TLS upgrade."""
-
-    def __init__(self) -> None:
-        super().__init__(StreamMode.TLS, None)
-
-    def preamble(self) -> bytes:
-        return struct.pack(">i", STREAM_UNSIGNED)
 
 
 def stream_signer(transport: str, version: tuple[int, int], private_key: keys.PrivateKey) -> SegmentSigner:
@@ -44,7 +30,7 @@ def stream_signer(transport: str, version: tuple[int, int], private_key: keys.Pr
         mode = StreamMode.TLS if version_at_least(version, TLS_STREAM_VERSION) else StreamMode.PK
         return SegmentSigner(mode, private_key)
     if transport == TRANSPORT_HTTPS and not isinstance(private_key, dsa.DSAPrivateKey):
-        return UnsignedSigner()
+        return SegmentSigner(StreamMode.UNSIGNED, None)
     if transport in (TRANSPORT_HTTP, TRANSPORT_HTTPS):
         return SegmentSigner(StreamMode.PK, private_key)
     raise ProtocolError(ResponseCode.OPERATION_NOT_SUPPORTED, NOT_OVER_UDP)

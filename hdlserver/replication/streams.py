@@ -59,6 +59,7 @@ _INT4 = struct.Struct(">i")
 class StreamMode(Enum):
     PK = "pk"  # signature blocks at every sign point (HDL-TCP before 2.8, HTTP)
     TLS = "tls"  # "TLS\0", then a TLS handshake on the same socket; no signature blocks (HDL-TCP >= 2.8)
+    UNSIGNED = "unsigned"  # -1, then bare segments: over HTTPS, whose handshake pinned the server key
 
 
 class StreamError(DecodeError):
@@ -81,10 +82,12 @@ class SegmentSigner:
     def preamble(self) -> bytes:
         if self.mode is StreamMode.TLS:
             return TLS_MARKER
+        if self.mode is StreamMode.UNSIGNED:
+            return _INT4.pack(STREAM_UNSIGNED)
         return _INT4.pack(STREAM_PK) + Writer().put_byte_array(PK_HASH_ALGORITHM).getvalue()
 
     def segment(self, data: bytes) -> bytes:
-        if self.mode is StreamMode.TLS:
+        if self.mode is not StreamMode.PK:
             return data
         assert self.private_key is not None
         signature = keys.sign(self.private_key, data, PK_HASH_ALGORITHM)

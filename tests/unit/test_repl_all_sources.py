@@ -169,7 +169,7 @@ def serving_state(store: LmdbStore, tmp_path: Path, *, primary: bool) -> SimpleN
 def served(state: SimpleNamespace, states: dict[str, dict[str, int]], own: str | None) -> list[object]:
     document = json.dumps({"replicationServerStates": states, "ownName": own}).encode()
     request = RetrieveTxnLogRequest(receiver_hash_type=0, num_servers=1, server_num=0, replication_state=document)
-    signer = SegmentSigner(StreamMode.TLS, None)
+    signer = SegmentSigner(StreamMode.UNSIGNED, None)
     data = b"".join(signer.segment(s) for s in _all_sources(state, request, NOW_MS))  # type: ignore[arg-type]
     pos = 0
 

@@ -150,7 +150,7 @@ def test_a_read_only_transaction_queue_refuses_logged_changes_and_changes_nothin
 
 def _dump(store: LmdbStore, request: DumpHandlesRequest) -> list[object]:
     state = SimpleNamespace(store=store, mirror=None, primary=True)
-    signer = SegmentSigner(StreamMode.TLS, None)  # TLS: segments without signature blocks
+    signer = SegmentSigner(StreamMode.UNSIGNED, None)
     data = b"".join(signer.segment(s) for s in dump_segments(state, request, NOW_MS)) + streams.DUMP_DONE
     pos = 0
 

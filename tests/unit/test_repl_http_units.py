@@ -13,17 +13,19 @@ import pytest
 from hdlserver.auth import keys
 from hdlserver.client.admin import SecretKeyIdentity
 from hdlserver.client.resolver import HandleResponseError
-from hdlserver.core.context import TRANSPORT_HTTP, TRANSPORT_TCP, TRANSPORT_UDP
+from hdlserver.core.context import TRANSPORT_HTTP, TRANSPORT_HTTPS, TRANSPORT_TCP, TRANSPORT_UDP
 from hdlserver.errors import ProtocolError
 from hdlserver.replication import http_pull
 from hdlserver.replication.puller import Route, choose_route, open_stream
-from hdlserver.replication.stream_choice import TRANSPORT_HTTPS, UnsignedSigner, stream_signer
+from hdlserver.replication.stream_choice import stream_signer
 from hdlserver.replication.streams import (
     STREAM_PK,
     STREAM_UNSIGNED,
     TLS_MARKER,
     SegmentReader,
+    SegmentSigner,
     StreamError,
+    StreamMode,
     TxnStreamEnd,
     read_stream_type,
     read_txn_stream,
@@ -86,7 +88,7 @@ def iter_reader(data: bytes) -> Callable[[int], bytes]:
 
 
 def test_unsigned_stream_is_bare_segments_read_without_a_key() -> None:
-    signer = UnsignedSigner()
+    signer = SegmentSigner(StreamMode.UNSIGNED, None)
     data = signer.preamble() + b"".join(signer.segment(s) for s in (
         txn_stream_head(1, 2), txn_end(1234)))
     assert data[:4] == b"\xff\xff\xff\xff" and len(data) == 4 + 8 + 9  # no signature blocks
