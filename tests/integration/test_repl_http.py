@@ -313,7 +313,10 @@ def test_damaged_stream_is_not_applied_and_the_next_round_recovers(
     with AdminClient(primary.address, ADMIN) as admin:
         admin.create_handle("TEST/before", [url("http://example.org/before")])
     assert wait_for(lambda: resolved_urls(mirror.address, "TEST/before"), what="the first pull")
-    applied = txnstat_last_id(mirror.directory)
+    with open_store(primary.directory, case_sensitive=False, readonly=True) as store:
+        applied = store.last_txn_id()
+    # txnstat.dct is saved after the round's end, a moment after the handle resolves
+    wait_for(lambda: txnstat_last_id(mirror.directory) == applied, what="txnstat after the first pull")
     proxy.mode = mode
     with AdminClient(primary.address, ADMIN) as admin:
         admin.create_handle("TEST/broken", [url("http://example.org/broken")])
