@@ -94,7 +94,8 @@ def test_a_java_mirror_pulls_our_primarys_changes_through_our_mirror(tmp_path: P
             admin.modify_values("TEST/via-our-mirror", [HandleValue(1, b"URL", b"http://example.org/changed")])
         wait_for(lambda: java_resolves(java.client_dir, "TEST/via-our-mirror", "http://example.org/changed"), 45,
                  "our primary's change on the Java mirror of our mirror")
-        assert txnstat_last_id(java_dir) == txnstat_last_id(middle.directory)
+        wait_for(lambda: txnstat_last_id(java_dir) == txnstat_last_id(middle.directory), 30,
+                 "the Java mirror's txnstat.dct at our mirror's position")
     finally:
         for server in reversed(started):
             server.stop()
