@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from stream_support import ScriptedSource, unsigned_reader
 
 from hdlserver.auth import keys
 from hdlserver.client.admin import SecretKeyIdentity
@@ -22,9 +22,8 @@ from hdlserver.config.settings import ServerConfig
 from hdlserver.errors import ProtocolError
 from hdlserver.replication import streams
 from hdlserver.replication.mirror import Mirror, ReplicationState
-from hdlserver.replication.puller import StreamConnection
 from hdlserver.replication.source import _all_sources
-from hdlserver.replication.streams import SegmentReader, SegmentSigner, StreamMode, read_txn_stream
+from hdlserver.replication.streams import SegmentSigner, StreamMode, read_txn_stream
 from hdlserver.store.base import TXN_ADD_HANDLE, TXN_MODIFY_HANDLE
 from hdlserver.store.lmdb_store import LmdbStore, ReplicatedTxn, open_store
 from hdlserver.wire.bodies import RetrieveTxnLogRequest
@@ -59,25 +58,9 @@ def all_sources_stream(*queues: tuple[str, list[bytes], int]) -> bytes:
     return b"".join(signer.segment(s) for s in segments)
 
 
-class FakeSource:
+class FakeSource(ScriptedSource):
     def __init__(self, *answers: bytes) -> None:
-        self.answers = list(answers)
-        self.requests: list[RetrieveTxnLogRequest] = []
-
-    def __call__(self, server: ServerInfo, opcode: int, body: object, identity: object,
-                 timeout: float) -> StreamConnection:
-        assert isinstance(body, RetrieveTxnLogRequest)
-        self.requests.append(body)
-        answer, pos = self.answers.pop(0), 0
-
-        def read(n: int) -> bytes:
-            nonlocal pos
-            if pos + n > len(answer):
-                raise ConnectionError("connection closed by the server")
-            pos += n
-            return answer[pos - n : pos]
-
-        return StreamConnection(socket.socket(), SegmentReader(read, KEY.public_key()))
+        super().__init__(KEY, RetrieveTxnLogRequest, *answers)
 
 
 class FixedSources:
@@ -169,16 +152,7 @@ def serving_state(store: LmdbStore, tmp_path: Path, *, primary: bool) -> SimpleN
 def served(state: SimpleNamespace, states: dict[str, dict[str, int]], own: str | None) -> list[object]:
     document = json.dumps({"replicationServerStates": states, "ownName": own}).encode()
     request = RetrieveTxnLogRequest(receiver_hash_type=0, num_servers=1, server_num=0, replication_state=document)
-    signer = SegmentSigner(StreamMode.UNSIGNED, None)
-    data = b"".join(signer.segment(s) for s in _all_sources(state, request, NOW_MS))  # type: ignore[arg-type]
-    pos = 0
-
-    def read(n: int) -> bytes:
-        nonlocal pos
-        pos += n
-        return data[pos - n : pos]
-
-    return list(read_txn_stream(SegmentReader(read, None)))
+    return list(read_txn_stream(unsigned_reader(_all_sources(state, request, NOW_MS))))  # type: ignore[arg-type]
 
 
 def _pulled_copies(store: LmdbStore) -> None:

@@ -7,12 +7,13 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from stream_support import unsigned_reader
 
 from hdlserver.errors import StorageError
 from hdlserver.replication import streams
 from hdlserver.replication.dump import DumpProgress, receive
 from hdlserver.replication.source import dump_segments
-from hdlserver.replication.streams import SegmentReader, SegmentSigner, StreamMode, read_dump_stream
+from hdlserver.replication.streams import read_dump_stream
 from hdlserver.store.base import TXN_ADD_HANDLE, TXN_DELETE_HANDLE, TXN_HOME_NA, TXN_MODIFY_HANDLE
 from hdlserver.store.lmdb_store import LmdbStore, ReplicatedTxn, open_store
 from hdlserver.store.replication_dates import adjusted_date, is_more_recent
@@ -150,16 +151,7 @@ def test_a_read_only_transaction_queue_refuses_logged_changes_and_changes_nothin
 
 def _dump(store: LmdbStore, request: DumpHandlesRequest) -> list[object]:
     state = SimpleNamespace(store=store, mirror=None, primary=True)
-    signer = SegmentSigner(StreamMode.UNSIGNED, None)
-    data = b"".join(signer.segment(s) for s in dump_segments(state, request, NOW_MS)) + streams.DUMP_DONE
-    pos = 0
-
-    def read(n: int) -> bytes:
-        nonlocal pos
-        pos += n
-        return data[pos - n : pos]
-
-    return list(read_dump_stream(SegmentReader(read, None)))
+    return list(read_dump_stream(unsigned_reader(dump_segments(state, request, NOW_MS), streams.DUMP_DONE)))
 
 
 def _dated_store(store: LmdbStore) -> None:

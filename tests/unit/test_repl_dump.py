@@ -3,10 +3,10 @@ the mirror does not accept, and the replication state a dump leaves in txnstat.d
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
+from stream_support import ScriptedSource
 
 from hdlserver.auth import keys
 from hdlserver.client.admin import SecretKeyIdentity
@@ -14,8 +14,7 @@ from hdlserver.errors import HandleError
 from hdlserver.replication import streams
 from hdlserver.replication.dump import dump_from, record_dump_state
 from hdlserver.replication.mirror import ReplicationState
-from hdlserver.replication.puller import StreamConnection
-from hdlserver.replication.streams import SegmentReader, SegmentSigner, StreamMode
+from hdlserver.replication.streams import SegmentSigner, StreamMode
 from hdlserver.store.lmdb_store import open_store
 from hdlserver.wire.bodies import DumpHandlesRequest
 from hdlserver.wire.site import Interface, ServerInfo, address_from_text
@@ -42,26 +41,9 @@ def dump_bytes(handles: list[bytes], prefixes: list[bytes], *, done: bool = True
     return b"".join(signer.segment(s) for s in segments) + (streams.DUMP_DONE if done else b"")
 
 
-class FakeSource:
+class FakeSource(ScriptedSource):
     def __init__(self, *answers: bytes) -> None:
-        self.answers = list(answers)
-        self.requests: list[DumpHandlesRequest] = []
-
-    def __call__(self, server: ServerInfo, opcode: int, body: object, identity: object,
-                 timeout: float) -> StreamConnection:
-        assert isinstance(body, DumpHandlesRequest)
-        self.requests.append(body)
-        data = self.answers.pop(0) if self.answers else b""
-        pos = 0
-
-        def read(n: int) -> bytes:
-            nonlocal pos
-            if pos + n > len(data):
-                raise ConnectionError("connection closed by the server")
-            pos += n
-            return data[pos - n : pos]
-
-        return StreamConnection(socket.socket(), SegmentReader(read, KEY.public_key()))
+        super().__init__(KEY, DumpHandlesRequest, *answers)
 
 
 def run(server_dir: Path, source: FakeSource, accept: tuple[str, ...] | None = None):  # type: ignore[no-untyped-def]

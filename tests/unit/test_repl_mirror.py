@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from stream_support import ScriptedSource
 
 from hdlserver.auth import keys
 from hdlserver.client.admin import SecretKeyIdentity
@@ -56,30 +57,11 @@ def stream_bytes(*records: bytes, status: int = streams.STATUS_SENDING_TRANSACTI
     return b"".join(signer.segment(s) for s in segments)
 
 
-class FakeSource:
+class FakeSource(ScriptedSource):
     """``fetch`` for the Mirror: each call takes the next scripted answer (bytes of a PK stream, or an error)."""
 
     def __init__(self) -> None:
-        self.answers: list[bytes | Exception] = []
-        self.requests: list[RetrieveTxnLogRequest] = []
-
-    def __call__(self, server: ServerInfo, opcode: int, body: object, identity: object,
-                 timeout: float) -> StreamConnection:
-        assert isinstance(body, RetrieveTxnLogRequest)
-        self.requests.append(body)
-        answer = self.answers.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        pos = 0
-
-        def read(n: int) -> bytes:
-            nonlocal pos
-            if pos + n > len(answer):
-                raise ConnectionError("connection closed by the server")
-            pos += n
-            return answer[pos - n : pos]
-
-        return StreamConnection(socket.socket(), SegmentReader(read, KEY.public_key()))
+        super().__init__(KEY, RetrieveTxnLogRequest)
 
 
 @pytest.fixture
