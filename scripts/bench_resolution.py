@@ -5,7 +5,9 @@ Both servers are set up in a temporary directory on free loopback ports with the
 (BENCH/1..N, a URL and an HS_ADMIN value each), started pinned to one CPU, and driven by the C load
 generator (scripts/loadgen.c, compiled here with ``cc -O2``) pinned to another CPU. For every
 server x transport x missing-percent scenario it prints requests/s, latency percentiles, errors and
-server memory, then the hdlserver/java ratio per scenario. See scripts/README-bench.md.
+server memory, then the hdlserver/java ratio per scenario. With ``--writes-per-second R`` an admin
+client (scripts/admin_writer.py, on the load CPU) creates and deletes handles at R operations per second
+during each scenario, to show what admin traffic does to resolution. See scripts/README-bench.md.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from bench_procs import free_port, pinned, process_tree, status_kb
 
 REPO = Path(__file__).resolve().parents[1]
 LOADGEN_SOURCE = REPO / "scripts" / "loadgen.c"
+ADMIN_WRITER = REPO / "scripts" / "admin_writer.py"
 DEFAULT_JAVA_DIR = REPO.parent / "shared" / "handle-java"
 PREFIX = "BENCH"
 ADMIN_SECRET = "x"
@@ -394,21 +397,24 @@ def run_loadgen(
     busy_before = cpu_busy_seconds(server_cpu), cpu_busy_seconds(cpu)
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
+    writer = start_writer(args, cpu, port)
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         out, err = proc.communicate(timeout=args.warmup + args.seconds + LOADGEN_SLACK)
+        writes = finish_writer(writer)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.communicate(timeout=STOP_TIMEOUT)
         raise RuntimeError(f"load generator did not finish: {' '.join(argv)}") from None
-    except BaseException:  # interrupted: do not leave the generator running
-        proc.kill()
-        proc.wait(STOP_TIMEOUT)
-        raise
+    finally:  # interrupted or failed: do not leave the generator or the writer running
+        for child in (proc, writer):
+            if child is not None and child.poll() is None:
+                child.kill()
+                child.wait(STOP_TIMEOUT)
     wall = time.monotonic() - started
     server_seconds = cpu_seconds(server.process.pid) - server_cpu_before
     busy_after = cpu_busy_seconds(server_cpu), cpu_busy_seconds(cpu)
-    # the generator is the only child reaped since children_before (taskset execs it)
+    # the generator and the writer are the only children reaped since children_before (taskset execs them)
     children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     generator_seconds = (children_after.ru_utime + children_after.ru_stime) - (
         children_before.ru_utime + children_before.ru_stime
@@ -419,12 +425,34 @@ def run_loadgen(
             f"load generator failed ({proc.returncode}): {' '.join(argv)}\n{out.decode()}{err.decode()}"
         )
     result: dict[str, Any] = json.loads(lines[-1])
+    result["writes"] = writes
     result["server_cpu_pct"] = percent(server_seconds, wall)
     result["generator_cpu_pct"] = percent(generator_seconds, wall)
     # What else ran on each pinned CPU: other processes, and kernel work not charged to ours.
     result["server_cpu_other_pct"] = other_percent(busy_before[0], busy_after[0], server_seconds, wall)
     result["load_cpu_other_pct"] = other_percent(busy_before[1], busy_after[1], generator_seconds, wall)
     return result
+
+
+def start_writer(args: argparse.Namespace, cpu: int | None, port: int) -> subprocess.Popen[bytes] | None:
+    """The paced admin writer for one scenario (``--writes-per-second``), running as long as the generator."""
+    if not args.writes_per_second:
+        return None
+    argv = [args.python or default_python(), str(ADMIN_WRITER), "--port", str(port),
+            "--rate", str(args.writes_per_second), "--duration", str(args.warmup + args.seconds)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    return subprocess.Popen(pinned(cpu, argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+
+
+def finish_writer(writer: subprocess.Popen[bytes] | None) -> dict[str, Any] | None:
+    if writer is None:
+        return None
+    out, err = writer.communicate(timeout=LOADGEN_SLACK)
+    lines = [line for line in out.decode().splitlines() if line.startswith("{")]
+    if writer.returncode != 0 or not lines:
+        raise RuntimeError(f"admin writer failed ({writer.returncode}):\n{out.decode()}{err.decode()}")
+    parsed: dict[str, Any] = json.loads(lines[-1])
+    return parsed
 
 
 def percent(seconds: float, wall: float) -> float:
@@ -649,6 +677,8 @@ COLUMNS = (
     "srv other%",
     "gen cpu%",
     "gen other%",
+    "writes/s",
+    "write p99 ms",
 )
 
 
@@ -675,6 +705,8 @@ def table_rows(results: list[dict[str, Any]]) -> list[tuple[str, ...]]:
                 optional_percent(r.get("server_cpu_other_pct")),
                 f"{r['generator_cpu_pct']:.0f}",
                 optional_percent(r.get("load_cpu_other_pct")),
+                "-" if not r.get("writes") else f"{r['writes']['per_second']:.0f}",
+                "-" if not r.get("writes") else f"{r['writes']['p99_ms']:.1f}",
             )
         )
     return rows
@@ -779,6 +811,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="where the compiled load generator is cached",
     )
     p.add_argument("--python-generator", action="store_true", help="use the (much slower) Python generator")
+    p.add_argument("--writes-per-second", type=float, default=0.0,
+                   help="also run admin CREATE/DELETE at this rate during every scenario (default 0: none)")
     p.add_argument("--keep", action="store_true", help="keep the temporary server directories")
     args = p.parse_args(argv)
     try:
