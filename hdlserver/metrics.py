@@ -54,6 +54,7 @@ from hdlserver.errors import ConfigError
 from hdlserver.http.messages import HttpRequest, HttpResponse, text_response
 from hdlserver.http.protocol import HttpConnections, HttpLimits, HttpProtocol
 from hdlserver.net.access import AccessLog
+from hdlserver.net.slow_path import SlowPath
 from hdlserver.store.base import Store
 from hdlserver.wire.codes import OpCode, ResponseCode
 from hdlserver.wire.envelope import Envelope
@@ -417,9 +418,9 @@ class _MetricsOnly:
         return metrics_response(self.metrics, request)
 
 
-async def start_metrics_listener(metrics: Metrics) -> asyncio.AbstractServer:
+async def start_metrics_listener(metrics: Metrics, slow: SlowPath) -> asyncio.AbstractServer:
     """The plain-HTTP listener of ``metrics_port``; OSError when the port cannot be bound."""
     loop = asyncio.get_running_loop()
     app, limits, connections = _MetricsOnly(metrics), HttpLimits(), HttpConnections()
-    return await loop.create_server(lambda: HttpProtocol(app, limits, connections),
+    return await loop.create_server(lambda: HttpProtocol(app, limits, connections, slow),
                                     host=metrics.config.bind_address, port=metrics.config.port, reuse_address=True)

@@ -24,6 +24,7 @@ from hdlserver.http.rest import Authenticator
 from hdlserver.http.server import start_http_listener
 from hdlserver.net.loop import loop_name
 from hdlserver.net.server import interface_role
+from hdlserver.net.slow_path import SlowPath
 from hdlserver.serverdir import open_server_state
 from hdlserver.wire.site import PROTO_HTTP
 
@@ -108,13 +109,15 @@ def in_process_http(directory: Path, authenticate: Authenticator | None = None) 
     try:
         dispatcher = Dispatcher(state)
         role = interface_role(state, PROTO_HTTP, iface.bind_port)
-        server = asyncio.run_coroutine_threadsafe(start_http_listener(state, dispatcher, iface, role,
+        slow = SlowPath()
+        server = asyncio.run_coroutine_threadsafe(start_http_listener(state, dispatcher, iface, role, slow,
                                                                       authenticate=authenticate),
                                                   loop).result(TIMEOUT)
         try:
             yield InProcessHttp(state, iface.bind_port, loop, thread, server)
         finally:
             async def stop() -> None:
+                await slow.close(TIMEOUT)
                 server.close()
                 await server.wait_closed()
             asyncio.run_coroutine_threadsafe(stop(), loop).result(TIMEOUT)

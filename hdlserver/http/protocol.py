@@ -9,14 +9,17 @@ client from holding the server (all bounded):
 * ``max_header_bytes``: a longer request head is answered 431 and the connection closed;
 * ``max_body_bytes``: a longer body (declared or received) is answered 413 and the connection closed.
 
-The application is a plain function from ``HttpRequest`` to ``HttpResponse``; it runs on the event loop.
-A ``HandOverResponse`` (a replication stream) ends the connection's HTTP life: its head and first bytes
-are written, then its ``take_over`` owns the transport and writes the rest of the body up to the close.
+The application is a plain function from ``HttpRequest`` to ``HttpResponse``; it runs in the slow path's
+worker thread (hdlserver/net/slow_path.py), never on the event loop, and the connection reads nothing
+more until its response is written. When the slow path is full the answer is 503 at once. A
+``HandOverResponse`` (a replication stream) ends the connection's HTTP life: its head and first bytes are
+written, then its ``take_over`` owns the transport and writes the rest of the body up to the close.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -27,6 +30,7 @@ import h11
 
 from hdlserver.config.settings import InterfaceConfig
 from hdlserver.http.messages import TEXT_CONTENT_TYPE, HttpRequest, HttpResponse
+from hdlserver.net.slow_path import SlowPath, SlowPathClosed
 
 log = logging.getLogger("hdlserver.http")
 
@@ -78,8 +82,10 @@ class HttpConnections:
 
 
 class HttpProtocol(asyncio.Protocol):
-    def __init__(self, app: HttpApp, limits: HttpLimits, connections: HttpConnections) -> None:
+    def __init__(self, app: HttpApp, limits: HttpLimits, connections: HttpConnections, slow: SlowPath) -> None:
         self.app = app
+        self.slow = slow
+        self._waiting = False  # the response to the current request is being made in the slow path
         self.limits = limits
         self.connections = connections
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_header_bytes)
@@ -126,6 +132,8 @@ class HttpProtocol(asyncio.Protocol):
             self.h11.receive_data(b"")
         except RuntimeError:
             return None
+        if self._waiting:
+            return True  # half-closed: keep the transport for the response; h11 then reports the close
         self._process()
         return None  # the transport closes once what was written is sent
 
@@ -136,7 +144,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._writing_paused = False
-        if self.transport is not None:
+        if self.transport is not None and not self._waiting:
             self.transport.resume_reading()
             self._process()
 
@@ -162,13 +170,17 @@ class HttpProtocol(asyncio.Protocol):
             self._head_deadline = None
 
     def _timed_out(self, what: str) -> None:
+        if self._waiting:  # the client waits for us, not the other way round
+            self._arm_idle()
+            return
         log.debug("closing HTTP connection from %s: %s timeout", self.peer, what)
         self.close()
 
     # --- request processing ---------------------------------------------------------------------------
 
     def _process(self) -> None:
-        while self.transport is not None and not self.transport.is_closing() and not self._writing_paused:
+        while (self.transport is not None and not self.transport.is_closing() and not self._writing_paused
+               and not self._waiting):
             try:
                 event = self.h11.next_event()
             except h11.RemoteProtocolError as exc:
@@ -227,15 +239,42 @@ class HttpProtocol(asyncio.Protocol):
             body=bytes(self._body), client=self.peer, secure=self.secure, received=time.monotonic(),
             http_version=event.http_version.decode("ascii", "replace"))
         self._body = bytearray()
+        if self.slow.full:
+            self._send(HttpResponse(503, [("Content-Type", TEXT_CONTENT_TYPE)], b"Server too busy"),
+                       head_only=request.method == "HEAD")
+            self._after_response()
+            return
         try:
-            response = self.app(request)
+            future = self.slow.run(self.app, request)
+        except SlowPathClosed:
+            self.close()
+            return
+        self._waiting = True
+        if self.transport is not None:
+            self.transport.pause_reading()
+        future.add_done_callback(functools.partial(self._answered, request=request))
+
+    def _answered(self, done: asyncio.Future[HttpResponse], *, request: HttpRequest) -> None:
+        """The application's response (on the event loop): send it, then go on with what arrived meanwhile."""
+        self._waiting = False
+        try:
+            response = done.result()
         except Exception:
             log.exception("HTTP %s %s from %s failed", request.method, request.target, self.peer)
             response = HttpResponse(500, [("Content-Type", TEXT_CONTENT_TYPE)], b"Internal server error")
+        if self.transport is None or self.transport.is_closing():
+            return  # the client went away meanwhile
         if isinstance(response, HandOverResponse) and response.take_over is not None:
             self._hand_over(response, response.take_over)
             return
         self._send(response, head_only=request.method == "HEAD")
+        self._after_response()
+        if self.transport is not None and not self.transport.is_closing():
+            if not self._writing_paused:
+                self.transport.resume_reading()
+            self._process()
+
+    def _after_response(self) -> None:
         if self.h11.our_state is h11.MUST_CLOSE:
             self.close()
         else:

@@ -31,6 +31,7 @@ from hdlserver.http.tls import TlsMode, UnifiedListener, listening_socket, serve
 from hdlserver.http.tunnel import NativeTunnel, is_native_request
 from hdlserver.metrics import METRICS_PATH, metrics_response
 from hdlserver.net.access import AccessLog
+from hdlserver.net.slow_path import SlowPath
 from hdlserver.wire.site import PROTO_HTTPS
 
 log = logging.getLogger("hdlserver.http")
@@ -180,7 +181,7 @@ def _tls_mode(iface: InterfaceConfig) -> TlsMode:
 
 
 async def start_http_listener(state: ServerState, dispatcher: Dispatcher, iface: InterfaceConfig,
-                              role: InterfaceRole, *, authenticate: Authenticator | None = None
+                              role: InterfaceRole, slow: SlowPath, *, authenticate: Authenticator | None = None
                               ) -> UnifiedListener:
     """Listen on the interface's address and port; HTTPS on the same port unless ``http_only``.
 
@@ -206,7 +207,7 @@ async def start_http_listener(state: ServerState, dispatcher: Dispatcher, iface:
         state.metrics.add_gauge("open_connections", "Open connections", connections.__len__, transport="HTTP",
                                 interface=iface.label)
     sock = listening_socket(iface.bind_address or "0.0.0.0", iface.bind_port, iface.backlog)
-    return UnifiedListener(sock, lambda: HttpProtocol(app, limits, connections), mode, ssl_context,
+    return UnifiedListener(sock, lambda: HttpProtocol(app, limits, connections, slow), mode, ssl_context,
                            start_timeout=limits.header_timeout,
                            max_connections=state.settings.server.max_tcp_connections,
                            open_connections=connections.__len__, close_connections=connections.close_all)

@@ -20,6 +20,7 @@ from hdlserver.core.session_ops import SessionSweeper
 from hdlserver.http.server import start_http_listener
 from hdlserver.metrics import MeteredDispatcher, access_log, enable_metrics, start_metrics_listener
 from hdlserver.net.loop import loop_name
+from hdlserver.net.slow_path import SlowPath
 from hdlserver.net.tcp import TcpConnections, TcpHandleProtocol
 from hdlserver.net.udp import UdpHandleProtocol
 from hdlserver.replication.task import start_replication
@@ -49,6 +50,7 @@ class RunningServer:
     """The listeners of one server; ``addresses`` holds the bound (host, port) per interface label."""
 
     state: ServerState
+    slow: SlowPath = field(default_factory=SlowPath)  # every request the fast path does not answer
     servers: list[asyncio.AbstractServer] = field(default_factory=list)
     udp_transports: list[asyncio.DatagramTransport] = field(default_factory=list)
     udp_protocols: list[UdpHandleProtocol] = field(default_factory=list)
@@ -87,7 +89,7 @@ async def start_listeners(state: ServerState) -> RunningServer:
             transport, protocol = await loop.create_datagram_endpoint(
                 lambda role=role, iface=iface: UdpHandleProtocol(
                     state, dispatcher, role, access_log(metrics, iface.log_accesses, TRANSPORT_UDP),
-                    limits.max_udp_pending),
+                    limits.max_udp_pending, running.slow),
                 sock=sock)
             running.udp_transports.append(transport)  # type: ignore[arg-type]
             running.udp_protocols.append(protocol)
@@ -98,7 +100,8 @@ async def start_listeners(state: ServerState) -> RunningServer:
             idle = iface.max_idle_time_ms / 1000.0
             server = await loop.create_server(
                 lambda role=role, conns=conns, idle=idle, iface=iface: TcpHandleProtocol(
-                    state, dispatcher, role, access_log(metrics, iface.log_accesses, TRANSPORT_TCP), conns, idle),
+                    state, dispatcher, role, access_log(metrics, iface.log_accesses, TRANSPORT_TCP), conns, idle,
+                    running.slow),
                 host=host, port=iface.bind_port, backlog=iface.backlog, reuse_address=True)
             running.servers.append(server)
             running.tcp_connections.append(conns)
@@ -108,11 +111,11 @@ async def start_listeners(state: ServerState) -> RunningServer:
             running.addresses[iface.label] = server.sockets[0].getsockname()[:2]
         else:
             role = interface_role(state, PROTO_HTTP, iface.bind_port)
-            server = await start_http_listener(state, http_dispatcher, iface, role)
+            server = await start_http_listener(state, http_dispatcher, iface, role, running.slow)
             running.servers.append(server)
             running.addresses[iface.label] = server.sockets[0].getsockname()[:2]
     if metrics is not None and metrics.config.port is not None:
-        server = await start_metrics_listener(metrics)
+        server = await start_metrics_listener(metrics, running.slow)
         running.servers.append(server)
         running.addresses["metrics"] = server.sockets[0].getsockname()[:2]
     for label, (host, port) in running.addresses.items():
@@ -169,6 +172,7 @@ async def serve(state: ServerState, server_dir: Path, *, ready_file: Path | None
             sweeper.tick(state.clock())
     finally:
         log.info("stopping")
+        await running.slow.close(DRAIN_SECONDS)  # answers of requests under way go out first
         running.close()
         await replication.stop()
         for server in running.servers:

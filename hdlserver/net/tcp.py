@@ -1,28 +1,33 @@
 """TCP listener: framed messages on a stream (wire.md 12.1).
 
-Several requests may follow one another on a connection and are answered in order; the connection
-closes after ``max_idle_time`` without data, on a framing error (after an RC 4 answer), or when the
-client closes it.
+Several requests may follow one another on a connection and are answered in order: plain resolutions
+here, on the event loop, any other request in the slow path's worker thread (slow_path.py), during which
+the connection reads nothing more. The connection closes after ``max_idle_time`` without data (not while
+a request of it is in the worker), on a framing error (after an RC 4 answer), or when the client closes it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 
 from hdlserver.core.context import TRANSPORT_TCP, InterfaceRole, RequestInfo, ServerState
-from hdlserver.core.dispatch import Dispatcher
+from hdlserver.core.dispatch import Dispatcher, Outcome
 from hdlserver.core.resolve import fast_answer
 from hdlserver.core.responder import encode_early_error
 from hdlserver.errors import DecodeError
 from hdlserver.net.access import AccessLog
+from hdlserver.net.slow_path import SlowPath, SlowPathClosed
 from hdlserver.replication.sender import start_stream
 from hdlserver.replication.source import OutgoingStream
 from hdlserver.wire.codes import ResponseCode
 from hdlserver.wire.envelope import ENVELOPE_SIZE, decode_envelope
 
 log = logging.getLogger("hdlserver.tcp")
+
+TOO_BUSY = "Server too busy"
 
 
 class TcpConnections:
@@ -39,9 +44,11 @@ class TcpConnections:
 
 class TcpHandleProtocol(asyncio.Protocol):
     def __init__(self, state: ServerState, dispatcher: Dispatcher, role: InterfaceRole, access: AccessLog,
-                 connections: TcpConnections, idle_timeout: float) -> None:
+                 connections: TcpConnections, idle_timeout: float, slow: SlowPath) -> None:
         self.state = state
         self.dispatcher = dispatcher
+        self.slow = slow
+        self.waiting = False  # a request of this connection is in the slow path
         self.role = role
         self.access = access
         self.connections = connections
@@ -76,11 +83,20 @@ class TcpHandleProtocol(asyncio.Protocol):
     def _arm_idle_timer(self) -> None:
         if self.idle_handle is not None:
             self.idle_handle.cancel()
-        self.idle_handle = asyncio.get_running_loop().call_later(self.idle_timeout, self.close)
+        self.idle_handle = asyncio.get_running_loop().call_later(self.idle_timeout, self._idle)
+
+    def _idle(self) -> None:
+        if self.waiting:  # the client waits for us, not the other way round
+            self._arm_idle_timer()
+        else:
+            self.close()
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
         self._arm_idle_timer()
+        self._process_safely()
+
+    def _process_safely(self) -> None:
         try:
             self._process_buffer()
         except Exception:
@@ -88,7 +104,7 @@ class TcpHandleProtocol(asyncio.Protocol):
             self.close()
 
     def _process_buffer(self) -> None:
-        while self.transport is not None and len(self.buffer) >= ENVELOPE_SIZE:
+        while self.transport is not None and not self.waiting and len(self.buffer) >= ENVELOPE_SIZE:
             started = time.monotonic()
             try:
                 envelope = decode_envelope(self.buffer)
@@ -107,18 +123,45 @@ class TcpHandleProtocol(asyncio.Protocol):
                 self.access.record(self.peer, fast.suggested, started, fast.opcode, fast.response_code,
                                    fast.handle)
                 continue
+            if self.slow.full:
+                self.transport.write(encode_early_error(self.state, ResponseCode.SERVER_TOO_BUSY, TOO_BUSY,
+                                                        envelope.request_id))
+                continue
             info = RequestInfo(TRANSPORT_TCP, self.peer, self.role, started)
-            outcome = self.dispatcher.handle(envelope, frame[ENVELOPE_SIZE:], info)
-            self.transport.writelines(outcome.messages)
-            self.access.record(self.peer, outcome.suggested, started, outcome.opcode, outcome.response_code,
-                               outcome.handle, outcome.identity)
-            stream = outcome.extra.get("stream")
-            if stream is not None:  # replication: the connection now carries the stream, then closes
-                self._hand_over(stream)
-                return
-            if outcome.close:
+            try:
+                future = self.slow.run(self.dispatcher.handle, envelope, frame[ENVELOPE_SIZE:], info)
+            except SlowPathClosed:
                 self.close()
                 return
+            self.waiting = True
+            self.transport.pause_reading()
+            future.add_done_callback(functools.partial(self._answered, started=started))
+            return
+
+    def _answered(self, done: asyncio.Future[Outcome], *, started: float) -> None:
+        """The slow path's answer (on the event loop): send it, then go on with what arrived meanwhile."""
+        self.waiting = False
+        try:
+            outcome = done.result()
+        except Exception:
+            log.exception("TCP request from %s failed", self.peer)
+            self.close()
+            return
+        if self.transport is None:
+            return  # the client went away meanwhile
+        self.transport.writelines(outcome.messages)
+        self.access.record(self.peer, outcome.suggested, started, outcome.opcode, outcome.response_code,
+                           outcome.handle, outcome.identity)
+        stream = outcome.extra.get("stream")
+        if stream is not None:  # replication: the connection now carries the stream, then closes
+            self._hand_over(stream)
+            return
+        if outcome.close:
+            self.close()
+            return
+        self.transport.resume_reading()
+        self._arm_idle_timer()
+        self._process_safely()
 
     def _hand_over(self, stream: OutgoingStream) -> None:
         transport, self.transport = self.transport, None

@@ -1,4 +1,8 @@
-"""UDP listener: datagrams in, datagrams out (wire.md 12.2). A thin adapter over the sans-IO core."""
+"""UDP listener: datagrams in, datagrams out (wire.md 12.2). A thin adapter over the sans-IO core.
+
+Plain resolutions are answered here, on the event loop; every other request goes to the slow path's
+worker thread (slow_path.py) and is answered when it completes.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,13 @@ import logging
 import time
 
 from hdlserver.core.context import TRANSPORT_UDP, InterfaceRole, RequestInfo, ServerState
-from hdlserver.core.dispatch import Dispatcher
+from hdlserver.core.dispatch import Dispatcher, Outcome
 from hdlserver.core.resolve import fast_answer
+from hdlserver.core.responder import encode_early_error
 from hdlserver.errors import DecodeError
 from hdlserver.net.access import AccessLog
+from hdlserver.net.slow_path import SlowPath, SlowPathClosed
+from hdlserver.wire.codes import ResponseCode
 from hdlserver.wire.envelope import (
     ENVELOPE_SIZE,
     UDP_MAX_DATAGRAM,
@@ -20,6 +27,8 @@ from hdlserver.wire.envelope import (
 )
 
 log = logging.getLogger("hdlserver.udp")
+
+TOO_BUSY = "Server too busy"
 
 
 def datagrams_of(response: bytes) -> list[bytes]:
@@ -31,9 +40,10 @@ def datagrams_of(response: bytes) -> list[bytes]:
 
 class UdpHandleProtocol(asyncio.DatagramProtocol):
     def __init__(self, state: ServerState, dispatcher: Dispatcher, role: InterfaceRole, access: AccessLog,
-                 max_pending: int) -> None:
+                 max_pending: int, slow: SlowPath) -> None:
         self.state = state
         self.dispatcher = dispatcher
+        self.slow = slow
         self.role = role
         self.access = access
         self.reassembler = UdpReassembler(max_pending=max_pending)
@@ -62,15 +72,34 @@ class UdpHandleProtocol(asyncio.DatagramProtocol):
             if complete is None:
                 return
             envelope, message = complete
+            if self.slow.full:
+                transport.sendto(encode_early_error(self.state, ResponseCode.SERVER_TOO_BUSY, TOO_BUSY,
+                                                    envelope.request_id), addr)
+                return
             info = RequestInfo(TRANSPORT_UDP, addr[0], self.role, started)
-            outcome = self.dispatcher.handle(envelope, message, info)
-            for response in outcome.messages:
-                for datagram in datagrams_of(response):
-                    transport.sendto(datagram, addr)
-            self.access.record(addr[0], outcome.suggested, started, outcome.opcode, outcome.response_code,
-                               outcome.handle, outcome.identity)
+            try:
+                future = self.slow.run(self.dispatcher.handle, envelope, message, info)
+            except SlowPathClosed:
+                return  # stopping: as if the datagram had come a moment later
+            future.add_done_callback(lambda done: self._answer(done, addr, started))
         except Exception:
             log.exception("UDP request from %s failed", addr[0])
+
+    def _answer(self, done: asyncio.Future[Outcome], addr: tuple[str, int], started: float) -> None:
+        """Send what the slow path answered (on the event loop)."""
+        transport = self.transport
+        try:
+            outcome = done.result()
+        except Exception:
+            log.exception("UDP request from %s failed", addr[0])
+            return
+        if transport is None or transport.is_closing():
+            return
+        for response in outcome.messages:
+            for datagram in datagrams_of(response):
+                transport.sendto(datagram, addr)
+        self.access.record(addr[0], outcome.suggested, started, outcome.opcode, outcome.response_code,
+                           outcome.handle, outcome.identity)
 
     def expire(self) -> None:
         self.reassembler.expire(time.monotonic())
