@@ -6,7 +6,7 @@ Handlers are pure functions of (request, RequestInfo, ServerState); the transpor
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from hdlserver.auth.challenges import ChallengeStore, IdAllocator
@@ -47,13 +47,6 @@ class RequestInfo:
 
 
 @dataclass(slots=True)
-class ServerStats:
-    requests: int = 0
-    resolutions: int = 0
-    errors: int = 0
-
-
-@dataclass(slots=True)
 class ServerState:
     settings: Settings
     site: SiteInfo
@@ -67,7 +60,6 @@ class ServerState:
     ids: IdAllocator  # challenge and session ids come from one counter (auth.md 3)
     sessions: SessionStore  # live sessions (auth.md 9), shareable between workers (design.md 5)
     clock: Callable[[], float]
-    stats: ServerStats = field(default_factory=ServerStats)
     metrics: Metrics | None = None  # the Prometheus registry when config.dct enables metrics (hdlserver.metrics)
     # The replication pull loop when this server replicates: its status() feeds metrics, dumps carry its state.
     mirror: Mirror | None = None

@@ -128,7 +128,6 @@ class Dispatcher:
         return Outcome([response], opcode, code, handle, suggested=(env.suggested_major, env.suggested_minor))
 
     def handle(self, env: Envelope, message: bytes, info: RequestInfo) -> Outcome:
-        self.state.stats.requests += 1
         if env.encrypted:
             try:
                 message = decrypt_request(self.state.sessions, env.session_id, message, self.state.clock())
@@ -326,7 +325,6 @@ class Dispatcher:
 
     def _error(self, view: RequestView, code: int, text: str = "", handle: bytes = b"",
                call: Call | None = None) -> Outcome:
-        self.state.stats.errors += 1
         body = ErrorBody(text.encode("utf-8"))
         if call is None:
             response = encode_response(self.state, view, code, body)

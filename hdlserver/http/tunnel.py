@@ -67,7 +67,6 @@ class NativeTunnel:
         frame = data[:end]
         fast = fast_answer(self.state, frame)
         if fast is not None:
-            self.state.stats.requests += 1
             if self.state.metrics is not None:  # the dispatcher counts the others (MeteredDispatcher)
                 self.state.metrics.recorder(TRANSPORT_HTTP).record(fast.opcode, fast.response_code,
                                                                    request.received)
@@ -98,8 +97,6 @@ class NativeTunnel:
     def _early_error(self, request: HttpRequest, text: str, data: bytes) -> HttpResponse:
         readable_id = len(data) >= 12 and not self.state.settings.server.java_compatible_early_errors
         request_id = int.from_bytes(data[8:12], "big", signed=True) if readable_id else -1
-        self.state.stats.requests += 1
-        self.state.stats.errors += 1
         self.access.record(request.client, (2, 3), request.received, 0, ResponseCode.PROTOCOL_ERROR, b"")
         return self._answer([encode_early_error(self.state, ResponseCode.PROTOCOL_ERROR, text,
                                                 request_id=request_id)])

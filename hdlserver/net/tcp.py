@@ -119,9 +119,9 @@ class TcpHandleProtocol(asyncio.Protocol):
             fast = fast_answer(self.state, frame)
             if fast is not None:
                 self.transport.write(fast.response)
-                self.state.stats.requests += 1
-                self.access.record(self.peer, fast.suggested, started, fast.opcode, fast.response_code,
-                                   fast.handle)
+                if self.access.enabled:
+                    self.access.record(self.peer, fast.suggested, started, fast.opcode, fast.response_code,
+                                       fast.handle)
                 continue
             if self.slow.full:
                 self.transport.write(encode_early_error(self.state, ResponseCode.SERVER_TOO_BUSY, TOO_BUSY,

@@ -60,10 +60,15 @@ class UdpHandleProtocol(asyncio.DatagramProtocol):
         try:
             fast = fast_answer(self.state, data)
             if fast is not None:
-                for datagram in datagrams_of(fast.response):
-                    transport.sendto(datagram, addr)
-                self.state.stats.requests += 1
-                self.access.record(addr[0], fast.suggested, started, fast.opcode, fast.response_code, fast.handle)
+                response = fast.response
+                if len(response) <= UDP_MAX_DATAGRAM:  # nearly always: skip the split (the hot path)
+                    transport.sendto(response, addr)
+                else:
+                    for datagram in datagrams_of(response):
+                        transport.sendto(datagram, addr)
+                if self.access.enabled:
+                    self.access.record(addr[0], fast.suggested, started, fast.opcode, fast.response_code,
+                                       fast.handle)
                 return
             try:
                 complete = self.reassembler.add(addr[:2], data, started)
