@@ -6,7 +6,9 @@ scripts/bench_resolution.py (BENCH/1..N, one URL and one HS_ADMIN value each), a
 UDP/TCP listeners call are timed in this process on a rotating set of distinct requests:
 
 * ``fast_answer hit`` / ``miss`` / ``site info``: a Java-layout RESOLUTION of an existing or a missing
-  handle, and a GET_SITE_INFO request;
+  handle, and a GET_SITE_INFO request, each seen before (answered from its answer template);
+* ``fast_answer hit, built``: the same hits with no answer templates (what a request seen for the first
+  time costs);
 * ``get_record hit`` / ``miss``: the store lookup alone;
 * ``access log record``: what an answered request costs the event loop with ``log_accesses`` on (the
   entry is queued; the log writer thread, running meanwhile, formats and writes it).
@@ -29,6 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from hdlserver.client.resolver import build_request  # noqa: E402
+from hdlserver.core.answer_templates import AnswerTemplates  # noqa: E402
 from hdlserver.core.context import ServerState  # noqa: E402
 from hdlserver.core.resolve import fast_answer  # noqa: E402
 from hdlserver.net.access import AccessLog  # noqa: E402
@@ -68,6 +71,17 @@ def per_call_us(fn: Callable[[bytes], object], inputs: Sequence[bytes], calls: i
                 fn(item)
         best = min(best, (time.perf_counter() - began) / (rounds * len(inputs)))
     return best * 1e6
+
+
+def built_us(state: ServerState, fn: Callable[[bytes], object], inputs: Sequence[bytes], calls: int,
+             repeat: int) -> float:
+    """``per_call_us`` with no answer templates kept: every answer is built."""
+    kept = state.answer_templates
+    state.answer_templates = AnswerTemplates(max_entries=0)
+    try:
+        return per_call_us(fn, inputs, calls, repeat)
+    finally:
+        state.answer_templates = kept
 
 
 def check(state: ServerState, request: bytes, code: int) -> None:
@@ -117,6 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "fast_answer hit": per_call_us(answer, hits, args.calls, args.repeat),
                 "fast_answer miss": per_call_us(answer, misses, args.calls, args.repeat),
                 "fast_answer site info": per_call_us(answer, site, args.calls, args.repeat),
+                "fast_answer hit, built": built_us(state, answer, hits, args.calls, args.repeat),
                 "get_record hit": per_call_us(get_record, names, args.calls, args.repeat),
                 "get_record miss": per_call_us(get_record, missing, args.calls, args.repeat),
                 "access log record": logged,

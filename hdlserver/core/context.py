@@ -6,12 +6,13 @@ Handlers are pure functions of (request, RequestInfo, ServerState); the transpor
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from hdlserver.auth.challenges import ChallengeStore, IdAllocator
 from hdlserver.auth.sessions import SessionStore
 from hdlserver.config.settings import Settings
+from hdlserver.core.answer_templates import AnswerTemplates
 from hdlserver.core.homed import HomedPrefixes
 from hdlserver.core.signing import ResponseSigner
 from hdlserver.store.base import Store
@@ -63,6 +64,7 @@ class ServerState:
     metrics: Metrics | None = None  # the Prometheus registry when config.dct enables metrics (hdlserver.metrics)
     # The replication pull loop when this server replicates: its status() feeds metrics, dumps carry its state.
     mirror: Mirror | None = None
+    answer_templates: AnswerTemplates = field(default_factory=AnswerTemplates)  # fast_answer's (resolve.py)
 
     @property
     def primary(self) -> bool:

@@ -9,6 +9,8 @@ before its first '/'), so the hot path pays one dict lookup on top.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from hdlserver.errors import ProtocolError
 from hdlserver.store.lmdb_store import LmdbStore
 from hdlserver.wire.codes import ResponseCode
@@ -23,25 +25,33 @@ _MAX_VERDICTS = 4096  # distinct prefixes remembered before starting afresh (nam
 _UNREAD = -1  # no store version is negative
 
 
+class _View(NamedTuple):
+    """The homed prefixes as read at one store version, with the verdicts found for it so far. Replaced
+    whole, never changed in place (but for the verdict cache), so a thread holding one sees one state."""
+
+    version: int
+    homed: frozenset[bytes]
+    verdicts: dict[bytes, int]
+
+
 class HomedPrefixes:
     def __init__(self, store: LmdbStore) -> None:
         self._store = store
-        self._version = _UNREAD
-        self._homed: set[bytes] = set()
-        self._verdicts: dict[bytes, int] = {}
-        self._refresh()
+        self._view = _View(_UNREAD, frozenset(), {})
+        self._current()
 
-    def _refresh(self) -> None:
+    def _current(self) -> _View:
         version = self._store.homed_version()
-        if version != self._version:
-            # Read after the version: a change committed in between only means one more reload later.
-            self._homed = {p.upper() for p in self._store.homed_prefixes()}
-            self._verdicts = {}
-            self._version = version
+        view = self._view
+        if version != view.version:
+            # Read after the version: a change committed in between only means one more reload later (and
+            # no verdict of this view is ever taken for that later version).
+            view = _View(version, frozenset(p.upper() for p in self._store.homed_prefixes()), {})
+            self._view = view
+        return view
 
     def __contains__(self, prefix_handle: bytes) -> bool:
-        self._refresh()
-        return prefix_handle.upper() in self._homed
+        return prefix_handle.upper() in self._current().homed
 
     def home(self, prefix: bytes, *, log: bool = True) -> bytes:
         handle = to_prefix_handle(prefix)
@@ -53,43 +63,50 @@ class HomedPrefixes:
         return self._store.unhome_prefix(handle, log=log)
 
     def sorted(self) -> list[bytes]:
-        self._refresh()
-        return sorted(self._homed)
+        return sorted(self._current().homed)
 
     def serves(self, handle: bytes) -> bool:
         """server.md 7.1 steps 2-3, for a handle already in its 0.NA form when slashless."""
-        self._refresh()
+        return self.serves_at(handle)[0]
+
+    def serves_at(self, handle: bytes) -> tuple[bool, int]:
+        """``serves`` and the store version its verdict holds for (answer templates check it)."""
+        view = self._current()
         slash = handle.find(b"/")
         if slash < 0:
-            return prefix_handle_of(handle) in self._homed
+            return prefix_handle_of(handle) in view.homed, view.version
         prefix = handle[:slash]
-        verdict = self._verdicts.get(prefix)
+        verdict = view.verdicts.get(prefix)
         if verdict is None:
-            verdict = self._verdict(prefix)
+            verdict = _verdict(view, prefix)
         if verdict != _DERIVED:
-            return verdict == _SERVED
-        return self._serves_derived(handle)
+            return verdict == _SERVED, view.version
+        return _serves_derived(view.homed, handle), view.version
 
-    def _verdict(self, prefix: bytes) -> int:
-        upper = prefix.upper()
-        if NA_PREFIX + upper in self._homed:
-            verdict = _SERVED
-        else:
-            verdict = _DERIVED if upper + b"/" == NA_PREFIX else _NOT_SERVED
-        if len(self._verdicts) >= _MAX_VERDICTS:
-            self._verdicts.clear()
-        self._verdicts[prefix] = verdict
-        return verdict
 
-    def _serves_derived(self, handle: bytes) -> bool:
-        # Derived prefix handle 0.NA/a.b.c: served if some 0.NA/0.NA/a.b or 0.NA/0.NA/a is homed.
-        rest = handle[5:]
-        dot = rest.rfind(b".")
-        while dot > 0:
-            if NA_PREFIX + (NA_PREFIX + rest[:dot]).upper() in self._homed:
-                return True
-            dot = rest.rfind(b".", 0, dot)
-        return False
+def _verdict(view: _View, prefix: bytes) -> int:
+    upper = prefix.upper()
+    if NA_PREFIX + upper in view.homed:
+        verdict = _SERVED
+    elif upper + b"/" == NA_PREFIX:
+        verdict = _DERIVED
+    else:
+        verdict = _NOT_SERVED
+    if len(view.verdicts) >= _MAX_VERDICTS:
+        view.verdicts.clear()
+    view.verdicts[prefix] = verdict
+    return verdict
+
+
+def _serves_derived(homed: frozenset[bytes], handle: bytes) -> bool:
+    # Derived prefix handle 0.NA/a.b.c: served if some 0.NA/0.NA/a.b or 0.NA/0.NA/a is homed.
+    rest = handle[5:]
+    dot = rest.rfind(b".")
+    while dot > 0:
+        if NA_PREFIX + (NA_PREFIX + rest[:dot]).upper() in homed:
+            return True
+        dot = rest.rfind(b".", 0, dot)
+    return False
 
 
 def check_responsible(site: SiteInfo, own_position: int, homed: HomedPrefixes, handle: bytes) -> None:

@@ -2,7 +2,9 @@
 
 The hot path answers the common request -- an unsigned, unencrypted, unfiltered resolution or a site
 info request outside a session -- by reading a few header fields and copying the stored, pre-encoded
-values into the answer; anything else returns None and goes through the full codec.
+values into the answer; anything else returns None and goes through the full codec. A request seen
+before is answered from its answer template (answer_templates.py) while the snapshots that vouch for it
+are unchanged: two fields written into saved bytes.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
+from hdlserver.core.answer_templates import NO_PARTITION, AnswerTemplate, template_key
 from hdlserver.core.context import ServerState
 from hdlserver.core.handler_api import Authorizer, HandlerResult
 from hdlserver.core.homed import check_responsible
@@ -97,8 +100,38 @@ def fast_answer(state: ServerState, data: bytes) -> FastAnswer | None:
     """Answer a plain resolution or site-info request from its bytes, or None for the full path.
 
     Byte for byte the answer of the full path. The record comes from ``state.store.get_record``, whose
-    cache makes a repeated lookup one empty read transaction (hdlserver/store/record_cache.py).
+    cache makes a repeated lookup one empty read transaction (hdlserver/store/record_cache.py); a repeated
+    request is answered from its template, checked the same way.
     """
+    key = template_key(data)
+    template = state.answer_templates.get(key)
+    if template is not None:
+        store = state.store
+        if template.partition == NO_PARTITION or (
+                store.homed_version() == template.homed_version  # type: ignore[attr-defined]
+                and store.snapshot_of(template.partition) == template.snapshot):  # type: ignore[attr-defined]
+            expiration = _INT4.pack(int(state.clock()) + _RESPONSE_LIFETIME)
+            return FastAnswer(template.before_id + data[8:12] + template.between + expiration
+                              + template.after_expiration, template.opcode, template.response_code, template.handle,
+                              template.suggested)
+    built = _build_fast_answer(state, data)
+    if built is None:
+        return None
+    answer, vouched_by = built
+    if vouched_by is not None:
+        response = answer.response
+        state.answer_templates.put(key, AnswerTemplate(
+            response[:8], response[12:36], response[40:], *vouched_by, answer.opcode, answer.response_code,
+            answer.handle, answer.suggested))
+    return answer
+
+
+_SITE_INFO_VOUCHED = (NO_PARTITION, 0, 0)
+
+
+def _build_fast_answer(state: ServerState, data: bytes) -> tuple[FastAnswer, tuple[int, int, int] | None] | None:
+    """The answer and what vouches for it, (partition, its snapshot id, homed version) -- None when that
+    cannot be told for sure (another thread read the record meanwhile, the record is too large to cache)."""
     if len(data) < _HEAD_SIZE:
         return None
     (major, minor, flag_byte, sminor, session_id, request_id, _seq, msg_len,
@@ -113,9 +146,18 @@ def fast_answer(state: ServerState, data: bytes) -> FastAnswer | None:
         if handle_len < 0 or handle_len + 12 != body_len or data[body_end - 8 : body_end] != _NO_FILTERS:
             return None
         handle = data[_HEAD_SIZE + 4 : body_end - 8]
-        if b"/" not in handle or len(state.site.servers) > 1 or not state.homed.serves(handle):
+        if b"/" not in handle or len(state.site.servers) > 1:
             return None
-        record = state.store.get_record(handle)
+        served, homed_version = state.homed.serves_at(handle)
+        if not served:
+            return None
+        store = state.store
+        record = store.get_record(handle)
+        cached = store.record_cache.get(handle)  # type: ignore[attr-defined]
+        # The cache entry tells the snapshot the record was read at if this very read put it there (or an
+        # absence: then any snapshot it names had the handle absent too).
+        vouched_by = ((cached.partition, cached.txn_id, homed_version)
+                      if cached is not None and cached.record is record else None)
         if record is None:
             code, tail = _NOT_FOUND, _EMPTY_ERROR
         elif record.all_public_read and record.encoded_values != _EMPTY_ERROR:
@@ -123,7 +165,7 @@ def fast_answer(state: ServerState, data: bytes) -> FastAnswer | None:
         else:
             return None
     elif opcode == _SITE_INFO:
-        handle, code, tail = b"", _SUCCESS, state.site_bytes
+        handle, code, tail, vouched_by = b"", _SUCCESS, state.site_bytes, _SITE_INFO_VOUCHED
     else:
         return None
     smajor = flag_byte & _SUGGESTED_MAJOR_MASK
@@ -142,4 +184,4 @@ def fast_answer(state: ServerState, data: bytes) -> FastAnswer | None:
         version[0], version[1], SERVER_VERSION[0], SERVER_VERSION[1], 0, request_id, 0, len(tail) + 28,
         opcode, code, out_flags, site.serial & 0xFFFF, recursion, 0, int(state.clock()) + _RESPONSE_LIFETIME,
         len(tail))
-    return FastAnswer(head + tail + _NO_CREDENTIAL, opcode, code, handle, suggested)
+    return FastAnswer(head + tail + _NO_CREDENTIAL, opcode, code, handle, suggested), vouched_by

@@ -534,6 +534,10 @@ class LmdbStore:
         part = self._partition0()
         return list(part.scan(part.nas, _key_only))
 
+    def snapshot_of(self, partition: int) -> int:
+        """The id of a new read snapshot of ``partition``: unchanged while nothing was committed there."""
+        return self._parts[partition].snapshot_id()
+
     def homed_version(self) -> int:
         """Changes whenever the homed prefixes may have (any commit to partition 0, by any process)."""
         return self._partition0().snapshot_id()
