@@ -17,6 +17,7 @@ churns it.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from typing import NamedTuple
 
 DEFAULT_MAX_ENTRIES = 16_384
@@ -55,7 +56,7 @@ def template_key(request: bytes) -> bytes:
 class AnswerTemplates:
     """request key -> AnswerTemplate, at most ``max_entries`` entries and about ``max_bytes`` bytes.
 
-    ``get`` is a plain dict lookup (atomic under the GIL); ``put`` takes a lock so that the event loop and
+    ``get`` is a plain (ordered) dict lookup (atomic under the GIL); ``put`` takes a lock so that the event loop and
     another thread answering at the same time keep the byte count right.
     """
 
@@ -64,7 +65,7 @@ class AnswerTemplates:
     def __init__(self, max_entries: int = DEFAULT_MAX_ENTRIES, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
-        self._entries: dict[bytes, AnswerTemplate] = {}
+        self._entries: OrderedDict[bytes, AnswerTemplate] = OrderedDict()  # oldest first: O(1) eviction
         self._bytes = 0
         self._lock = threading.Lock()
         self.get = self._entries.get
@@ -86,8 +87,8 @@ class AnswerTemplates:
             if old is not None:
                 self._bytes -= old.size() + len(key)
             while entries and (len(entries) >= self.max_entries or self._bytes + size > self.max_bytes):
-                oldest = next(iter(entries))
-                self._bytes -= entries.pop(oldest).size() + len(oldest)
+                oldest, evicted = entries.popitem(last=False)  # a plain dict's first key is found by a scan
+                self._bytes -= evicted.size() + len(oldest)
             entries[key] = template
             self._bytes += size
 

@@ -16,6 +16,7 @@ insertions go first.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from typing import NamedTuple
 
 from hdlserver.store.base import StoredRecord
@@ -40,7 +41,7 @@ def entry_size(handle: bytes, entry: CachedRecord) -> int:
 class RecordCache:
     """handle -> CachedRecord, at most ``max_entries`` entries and about ``max_bytes`` bytes.
 
-    ``get`` is a plain dict lookup (atomic under the GIL); ``put`` takes a lock so that threads inserting
+    ``get`` is a plain (ordered) dict lookup (atomic under the GIL); ``put`` takes a lock so that threads inserting
     and evicting at the same time keep the byte count right.
     """
 
@@ -49,7 +50,7 @@ class RecordCache:
     def __init__(self, max_entries: int = DEFAULT_MAX_ENTRIES, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
-        self._entries: dict[bytes, CachedRecord] = {}
+        self._entries: OrderedDict[bytes, CachedRecord] = OrderedDict()  # oldest first: O(1) eviction
         self._bytes = 0
         self._lock = threading.Lock()
         self.get = self._entries.get
@@ -71,8 +72,8 @@ class RecordCache:
             if old is not None:
                 self._bytes -= entry_size(handle, old)
             while entries and (len(entries) >= self.max_entries or self._bytes + size > self.max_bytes):
-                oldest = next(iter(entries))
-                self._bytes -= entry_size(oldest, entries.pop(oldest))
+                oldest, evicted = entries.popitem(last=False)  # a plain dict's first key is found by a scan
+                self._bytes -= entry_size(oldest, evicted)
             entries[handle] = entry
             self._bytes += size
 
