@@ -16,9 +16,9 @@ churns it.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from typing import NamedTuple
+
+from hdlserver.bounded_cache import BoundedCache
 
 DEFAULT_MAX_ENTRIES = 16_384
 DEFAULT_MAX_BYTES = 32 << 20
@@ -53,46 +53,19 @@ def template_key(request: bytes) -> bytes:
     return request[:8] + request[12:36] + request[40:]
 
 
-class AnswerTemplates:
-    """request key -> AnswerTemplate, at most ``max_entries`` entries and about ``max_bytes`` bytes.
+def _entry_size(key: bytes, template: AnswerTemplate) -> int:
+    return len(key) + template.size()
 
-    ``get`` is a plain (ordered) dict lookup (atomic under the GIL); ``put`` takes a lock so that the event loop and
-    another thread answering at the same time keep the byte count right.
-    """
 
-    __slots__ = ("_bytes", "_entries", "_lock", "get", "max_bytes", "max_entries")
+class AnswerTemplates(BoundedCache[bytes, AnswerTemplate]):
+    """request key -> AnswerTemplate, at most ``max_entries`` entries and about ``max_bytes`` bytes; answers
+    larger than ``MAX_TEMPLATE_BYTES`` are not kept."""
+
+    __slots__ = ()
 
     def __init__(self, max_entries: int = DEFAULT_MAX_ENTRIES, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
-        self.max_entries = max_entries
-        self.max_bytes = max_bytes
-        self._entries: OrderedDict[bytes, AnswerTemplate] = OrderedDict()  # oldest first: O(1) eviction
-        self._bytes = 0
-        self._lock = threading.Lock()
-        self.get = self._entries.get
+        super().__init__(_entry_size, max_entries, max_bytes)
 
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    @property
-    def size_bytes(self) -> int:
-        return self._bytes
-
-    def put(self, key: bytes, template: AnswerTemplate) -> None:
-        size = template.size() + len(key)
-        if size > min(self.max_bytes, MAX_TEMPLATE_BYTES + _ENTRY_OVERHEAD + len(key)) or self.max_entries <= 0:
-            return
-        entries = self._entries
-        with self._lock:
-            old = entries.pop(key, None)
-            if old is not None:
-                self._bytes -= old.size() + len(key)
-            while entries and (len(entries) >= self.max_entries or self._bytes + size > self.max_bytes):
-                oldest, evicted = entries.popitem(last=False)  # a plain dict's first key is found by a scan
-                self._bytes -= evicted.size() + len(oldest)
-            entries[key] = template
-            self._bytes += size
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-            self._bytes = 0
+    def put(self, key: bytes, value: AnswerTemplate, max_size: int | None = None) -> None:
+        limit = _ENTRY_OVERHEAD + MAX_TEMPLATE_BYTES + len(key)
+        super().put(key, value, limit if max_size is None else min(max_size, limit))

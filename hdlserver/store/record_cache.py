@@ -15,10 +15,9 @@ insertions go first.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from typing import NamedTuple
 
+from hdlserver.bounded_cache import BoundedCache
 from hdlserver.store.base import StoredRecord
 
 DEFAULT_MAX_ENTRIES = 16_384
@@ -38,46 +37,10 @@ def entry_size(handle: bytes, entry: CachedRecord) -> int:
     return _ENTRY_OVERHEAD + len(handle) + len(entry.key) + values
 
 
-class RecordCache:
-    """handle -> CachedRecord, at most ``max_entries`` entries and about ``max_bytes`` bytes.
+class RecordCache(BoundedCache[bytes, CachedRecord]):
+    """handle -> CachedRecord, at most ``max_entries`` entries and about ``max_bytes`` bytes."""
 
-    ``get`` is a plain (ordered) dict lookup (atomic under the GIL); ``put`` takes a lock so that threads inserting
-    and evicting at the same time keep the byte count right.
-    """
-
-    __slots__ = ("_bytes", "_entries", "_lock", "get", "max_bytes", "max_entries")
+    __slots__ = ()
 
     def __init__(self, max_entries: int = DEFAULT_MAX_ENTRIES, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
-        self.max_entries = max_entries
-        self.max_bytes = max_bytes
-        self._entries: OrderedDict[bytes, CachedRecord] = OrderedDict()  # oldest first: O(1) eviction
-        self._bytes = 0
-        self._lock = threading.Lock()
-        self.get = self._entries.get
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    @property
-    def size_bytes(self) -> int:
-        return self._bytes
-
-    def put(self, handle: bytes, entry: CachedRecord) -> None:
-        size = entry_size(handle, entry)
-        if size > self.max_bytes or self.max_entries <= 0:
-            return
-        entries = self._entries
-        with self._lock:
-            old = entries.pop(handle, None)
-            if old is not None:
-                self._bytes -= entry_size(handle, old)
-            while entries and (len(entries) >= self.max_entries or self._bytes + size > self.max_bytes):
-                oldest, evicted = entries.popitem(last=False)  # a plain dict's first key is found by a scan
-                self._bytes -= entry_size(oldest, evicted)
-            entries[handle] = entry
-            self._bytes += size
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-            self._bytes = 0
+        super().__init__(entry_size, max_entries, max_bytes)
