@@ -45,10 +45,13 @@ def test_each_primary_pulls_the_other_site_named_by_its_value_index(pair: tuple[
         admin.create_handle("TEST/on-b", [url("http://example.org/on-b")])
     wait_for(lambda: resolved_urls(b.address, "TEST/on-a") == [b"http://example.org/on-a"], what="a's create on b")
     wait_for(lambda: resolved_urls(a.address, "TEST/on-b") == [b"http://example.org/on-b"], what="b's create on a")
-    on_a = ReplicationState.load(a.directory / "txnstat.dct")
-    on_b = ReplicationState.load(b.directory / "txnstat.dct")
-    assert set(on_a.sites) == {f"2:{SITES}"} and set(on_b.sites) == {f"1:{SITES}"}
-    assert on_b.queue(f"1:{SITES}", 0).last_txn_id > 0 and on_a.queue(f"2:{SITES}", 0).last_txn_id > 0
+    def both_recorded() -> bool:  # txnstat.dct is saved just after a round's handles resolve
+        on_a = ReplicationState.load(a.directory / "txnstat.dct")
+        on_b = ReplicationState.load(b.directory / "txnstat.dct")
+        named = set(on_a.sites) == {f"2:{SITES}"} and set(on_b.sites) == {f"1:{SITES}"}
+        return named and on_b.queue(f"1:{SITES}", 0).last_txn_id > 0 and on_a.queue(f"2:{SITES}", 0).last_txn_id > 0
+
+    wait_for(both_recorded, what="both queues in txnstat.dct")
 
 
 def test_changes_are_recorded_with_the_own_value_index_as_priority(pair: tuple[ServerProcess, ServerProcess]) -> None:

@@ -58,9 +58,12 @@ def test_the_primarys_changes_reach_the_mirror_of_a_mirror(
              "the change on the last mirror")
     wait_for(lambda: resolved_urls(last.address, "TEST/gone") is None, 30, "the delete on the last mirror")
     # the last mirror keeps the primary's queue as the middle one named it, with the same position
-    middle_state = ReplicationState.load(middle.directory / "txnstat.dct").queue("sources", 0)
-    last_state = ReplicationState.load(last.directory / "txnstat.dct").queue("sources", 0)
-    assert last_state.last_txn_id == middle_state.last_txn_id > 0
+    def same_position() -> bool:  # txnstat.dct is saved just after a round's handles resolve
+        middle_state = ReplicationState.load(middle.directory / "txnstat.dct").queue("sources", 0)
+        last_state = ReplicationState.load(last.directory / "txnstat.dct").queue("sources", 0)
+        return last_state.last_txn_id == middle_state.last_txn_id > 0
+
+    wait_for(same_position, 30, "the last mirror at the middle one's position")
 
 
 def test_a_single_source_pull_from_a_mirror_is_refused_as_java_refuses_it(

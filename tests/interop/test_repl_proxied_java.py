@@ -61,7 +61,8 @@ MODIFY TEST/via-java-mirror
         wait_for(lambda: resolved_urls(ours.address, "TEST/via-java-mirror") == [b"http://example.org/changed"],
                  45, "the Java primary's change on our mirror of the Java mirror")
         # under the queue name the Java mirror gave the primary's queue ("0:sources"), at its last id
-        assert ReplicationState.load(tmp_path / "ours" / "txnstat.dct").queue("sources", 0).last_txn_id == 2
+        wait_for(lambda: ReplicationState.load(tmp_path / "ours" / "txnstat.dct").queue("sources", 0).last_txn_id == 2,
+                 30, "txnstat.dct at the Java primary's id 2")
     finally:
         for server in reversed(started):
             server.stop()
