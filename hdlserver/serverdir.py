@@ -14,11 +14,13 @@ from hdlserver.auth.challenges import IdAllocator, InMemoryChallengeStore
 from hdlserver.auth.sessions import InMemorySessionStore
 from hdlserver.config.settings import Settings, load_settings
 from hdlserver.config.siteinfo import load_site_info
+from hdlserver.core.answer_templates import AnswerTemplates
 from hdlserver.core.context import ServerState
 from hdlserver.core.homed import HomedPrefixes
 from hdlserver.core.signing import ResponseSigner
 from hdlserver.errors import ConfigError, KeyFileError
 from hdlserver.store.lmdb_store import open_store
+from hdlserver.store.record_cache import RecordCache
 from hdlserver.wire.handles import to_prefix_handle
 from hdlserver.wire.site import encode_site
 
@@ -26,6 +28,9 @@ log = logging.getLogger("hdlserver.server")
 
 PASSPHRASE_ENV = "HDL_SERVER_PASSPHRASE"
 PLACEHOLDER_PREFIX = b"0.NA/YOUR_PREFIX"
+# The caches' byte bounds follow their entry bounds (the defaults: 16 384 entries, 16 MB and 32 MB).
+RECORD_BYTES_PER_ENTRY = 1024
+TEMPLATE_BYTES_PER_ENTRY = 2048
 
 
 def read_passphrase_from_stdin() -> bytes:
@@ -81,6 +86,8 @@ def open_server_state(server_dir: Path, *, passphrase: bytes | None = None,
                        db_directory=settings.server.db_directory)
     if settings.server.read_only_txn_queue:
         store.refuse_txn_log_writes()
+    cache_entries = settings.server.resolution_cache_entries
+    store.record_cache = RecordCache(cache_entries, cache_entries * RECORD_BYTES_PER_ENTRY)
     homed = HomedPrefixes(store)
     if site.primary:
         for prefix in settings.server.auto_homed_prefixes:
@@ -93,4 +100,5 @@ def open_server_state(server_dir: Path, *, passphrase: bytes | None = None,
                        this_server_position=position, store=store, homed=homed,
                        signer=ResponseSigner(private_key),
                        challenges=InMemoryChallengeStore(settings.server.max_auth_time_ms / 1000.0),
-                       ids=IdAllocator(), sessions=InMemorySessionStore(), clock=clock)
+                       ids=IdAllocator(), sessions=InMemorySessionStore(), clock=clock,
+                       answer_templates=AnswerTemplates(cache_entries, cache_entries * TEMPLATE_BYTES_PER_ENTRY))

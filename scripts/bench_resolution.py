@@ -227,7 +227,8 @@ def first_answer_after(server: Server, handle: str, started: float) -> float:
 # ---------------------------------------------------------------- server setup
 
 
-def setup_hdlserver(work: Path, count: int, python: str, no_uvloop: bool, cpu: int | None) -> Server:
+def setup_hdlserver(work: Path, count: int, python: str, no_uvloop: bool, cpu: int | None,
+                    cache_entries: int | None = None) -> Server:
     directory = work / "hdlserver"
     if os.sep in python:  # the server runs in another working directory
         python = os.path.abspath(python)
@@ -257,6 +258,11 @@ def setup_hdlserver(work: Path, count: int, python: str, no_uvloop: bool, cpu: i
         timeout=SETUP_TIMEOUT,
         env=env,
     )
+    if cache_entries is not None:
+        config = directory / "config.dct"
+        text = config.read_text()
+        config.write_text(text.replace('"server_config" = {',
+                                       f'"server_config" = {{\n    "resolution_cache_entries" = "{cache_entries}"', 1))
     records = [{"handle": name, "values": handle_values(n)} for n, name in enumerate(handle_names(count), 1)]
     handles_json = work / "hdlserver-handles.json"
     handles_json.write_text(json.dumps(records))
@@ -811,6 +817,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="where the compiled load generator is cached",
     )
     p.add_argument("--python-generator", action="store_true", help="use the (much slower) Python generator")
+    p.add_argument("--resolution-cache-entries", type=int, default=None,
+                   help="hdlserver's resolution_cache_entries (default: the server's default, 16384)")
     p.add_argument("--writes-per-second", type=float, default=0.0,
                    help="also run admin CREATE/DELETE at this rate during every scenario (default 0: none)")
     p.add_argument("--keep", action="store_true", help="keep the temporary server directories")
@@ -902,7 +910,8 @@ def benchmark(args: argparse.Namespace) -> int:
                 server = setup_java(work, args.handles, args.java_dir, server_cpu)
             else:
                 server = setup_hdlserver(
-                    work, args.handles, args.python or default_python(), args.no_uvloop, server_cpu
+                    work, args.handles, args.python or default_python(), args.no_uvloop, server_cpu,
+                    args.resolution_cache_entries,
                 )
             servers.append(server)
             print(

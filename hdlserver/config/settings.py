@@ -227,6 +227,9 @@ class ServerConfig:
     java_compatible_early_errors: bool = False
     max_udp_pending: int = 1024  # ``max_udp_pending``: UDP requests queued or in progress before dropping
     max_tcp_connections: int = 1000  # ``max_tcp_connections``: open TCP connections before refusing
+    # ``resolution_cache_entries``: records and answer templates kept for the resolution hot path (each;
+    # 0 = none). More than the handles resolved again and again keeps them all answered from memory.
+    resolution_cache_entries: int = 16_384
 
 
 @dataclass(frozen=True, slots=True)
@@ -729,5 +732,6 @@ def _server_config(t: _Table) -> ServerConfig:
         storage_partitions=t.optional_integer("storage_partitions", minimum=1, maximum=_MAX_STORAGE_PARTITIONS),
         java_compatible_early_errors=t.flag("java_compatible_early_errors", False),
         max_udp_pending=t.integer("max_udp_pending", 1024, minimum=1),
+        resolution_cache_entries=t.integer("resolution_cache_entries", 16_384, minimum=0, maximum=1 << 24),
         max_tcp_connections=t.integer("max_tcp_connections", 1000, minimum=1),
     )

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from repl_support import add_server_config
 from servers import setup_server_dir
 
 from hdlserver.client.resolver import build_request
@@ -146,3 +147,21 @@ def test_the_key_leaves_out_only_the_request_id_and_the_expiration() -> None:
     a, b = request(b"TEST/a", 1, 5), request(b"TEST/a", 2, 6)
     assert template_key(a) == template_key(b) and len(template_key(a)) == len(a) - 8
     assert template_key(request(b"TEST/b", 1, 5)) != template_key(a)
+
+
+@pytest.mark.parametrize("entries", [0, 3])
+def test_resolution_cache_entries_bounds_both_caches(tmp_path: Path, clock: Clock, entries: int) -> None:
+    directory = tmp_path / "srv"
+    setup_server_dir(directory)
+    add_server_config(directory, f'"resolution_cache_entries" = "{entries}"')
+    state = open_server_state(directory, clock=clock)
+    try:
+        assert state.answer_templates.max_entries == entries
+        assert state.store.record_cache.max_entries == entries  # type: ignore[attr-defined]
+        for n in range(10):
+            data = request(b"TEST/hello" if n % 2 else b"TEST/missing-%d" % n, n)
+            answer = fast_answer(state, data)
+            assert answer is not None and answer.response == full_path(state, data)
+        assert len(state.answer_templates) <= entries and len(state.store.record_cache) <= entries  # type: ignore
+    finally:
+        state.store.close()

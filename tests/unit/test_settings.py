@@ -123,6 +123,7 @@ def test_server_config_defaults_follow_the_spec() -> None:
     assert c.java_compatible_early_errors is False
     assert c.max_udp_pending == 1024
     assert c.max_tcp_connections == 1000
+    assert c.resolution_cache_entries == 16_384
 
 
 def test_settings_are_immutable_and_hashable() -> None:
@@ -282,6 +283,7 @@ def test_port_zero_means_any_free_port() -> None:
         ),
         (config(server='    "max_udp_pending" = "lots"\n'), 8, "max_udp_pending must be an integer"),
         (config(server='    "max_tcp_connections" = "0"\n'), 8, "max_tcp_connections must be between 1"),
+        (config(server='    "resolution_cache_entries" = "-1"\n'), 8, "resolution_cache_entries must be between 0"),
         (config(server='    "http_config" = ( )\n'), 8, "http_config must be a table"),
         (config(top='  "tcp_timeout" = "x"\n'), 9, "tcp_timeout must be an integer"),
         (
