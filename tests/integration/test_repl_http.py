@@ -96,39 +96,35 @@ def pull_changes_and_check(primary: ServerProcess, mirror: ServerProcess) -> Non
     wait_for(lambda: resolved_urls(mirror.address, "TEST/web2") is None, what="the delete on the mirror")
 
 
-@pytest.mark.parametrize("protocol", ["HTTP", "HTTPS"])
-def test_mirror_pulls_over_the_http_interface(tmp_path: Path, protocol: str) -> None:
-    """RSA key: an HTTP entry is reached over TLS to the same port (Java from 2.8), an HTTPS entry too;
-    both get the unsigned stream of a pinned TLS connection."""
-    primary = start_primary(tmp_path / "primary")
+def pull_over(tmp_path: Path, protocol: str, *setup_args: str) -> tuple[list[str], str]:
+    """A mirror of a primary whose site lists only an ``protocol`` interface pulls its changes; returns the
+    primary's replication access lines and the mirror's error log."""
+    primary = start_primary(tmp_path / "primary", *setup_args)
     record = source_record(primary.directory, tmp_path / "source.json", protocol)
     directory = tmp_path / "mirror"
     port = make_mirror(directory, record, primary.directory / "admpriv.bin")
     mirror = start_server(directory, port)
     try:
         pull_changes_and_check(primary, mirror)
-        lines = replication_accesses(primary)
-        assert lines and all("HTTP:HDL" in line for line in lines), lines
-        assert "Replication streams are served" not in mirror.error_log()
+        return replication_accesses(primary), mirror.error_log()
     finally:
         mirror.stop()
         primary.stop()
+
+
+@pytest.mark.parametrize("protocol", ["HTTP", "HTTPS"])
+def test_mirror_pulls_over_the_http_interface(tmp_path: Path, protocol: str) -> None:
+    """RSA key: an HTTP entry is reached over TLS to the same port (Java from 2.8), an HTTPS entry too;
+    both get the unsigned stream of a pinned TLS connection."""
+    lines, mirror_log = pull_over(tmp_path, protocol)
+    assert lines and all("HTTP:HDL" in line for line in lines), lines
+    assert "Replication streams are served" not in mirror_log
 
 
 def test_dsa_primary_sends_pk_signed_streams_over_plain_http(tmp_path: Path) -> None:
     """With a DSA server key Java stays on plain HTTP and signs every segment: so do both our sides."""
-    primary = start_primary(tmp_path / "primary", "--key-algorithm", "DSA")
-    record = source_record(primary.directory, tmp_path / "source.json", "HTTP")
-    directory = tmp_path / "mirror"
-    port = make_mirror(directory, record, primary.directory / "admpriv.bin")
-    mirror = start_server(directory, port)
-    try:
-        pull_changes_and_check(primary, mirror)
-        lines = replication_accesses(primary)
-        assert lines and all("HTTP:HDL" in line for line in lines), lines
-    finally:
-        mirror.stop()
-        primary.stop()
+    lines, _ = pull_over(tmp_path, "HTTP", "--key-algorithm", "DSA")
+    assert lines and all("HTTP:HDL" in line for line in lines), lines
 
 
 def _post(port: int, request: bytes, secure: bool) -> bytes:
