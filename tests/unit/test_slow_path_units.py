@@ -210,3 +210,27 @@ def test_an_http_response_made_in_the_worker_is_sent_and_the_next_request_then_r
     written = asyncio.run(scenario())
     assert written.index(b"/one") < written.index(b"/two")  # pipelined requests answered in order
     assert len(threads) == 2 and all(t.startswith("hdl-slow-path") for t in threads)
+
+
+def test_stopping_waits_for_an_http_response_under_way_and_sends_it() -> None:
+    """What net/server.py does at SIGTERM: slow.close() before the connections close."""
+    release = threading.Event()
+
+    def app(request: HttpRequest) -> HttpResponse:
+        release.wait(5)
+        return HttpResponse(200, [("Content-Type", "text/plain")], b"made while stopping")
+
+    async def scenario() -> tuple[bytes, bytes]:
+        slow = SlowPath()
+        protocol = HttpProtocol(app, HttpLimits(), HttpConnections(), slow)
+        stream = FakeStreamTransport()
+        protocol.connection_made(stream)
+        protocol.data_received(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        before = bytes(stream.written)
+        asyncio.get_running_loop().call_later(0.2, release.set)
+        await slow.close(5)
+        return before, bytes(stream.written)
+
+    before, after = asyncio.run(scenario())
+    assert before == b""  # nothing was answered before the work finished
+    assert after.startswith(b"HTTP/1.1 200 ") and after.endswith(b"made while stopping")
