@@ -58,16 +58,19 @@ def setup_java(directory: Path, secret: str) -> int:
     return port
 
 
-def make_java_mirror(directory: Path, source_siteinfo: Path, replication_key: Path) -> int:
+def make_java_mirror(directory: Path, source_siteinfo: Path | None, replication_key: Path, *extra: str) -> int:
+    """A Java mirror pulling as 301:0.NA/TEST with ``replication_key``, from the site in ``source_siteinfo``
+    (``txnsrcsv.json``) or, when None, from what the ``extra`` server_config lines name."""
     port = setup_java(directory, "mirror-secret")
     siteinfo = directory / "siteinfo.json"
     siteinfo.write_text(siteinfo.read_text(encoding="utf-8").replace('"primarySite": true', '"primarySite": false'),
                         encoding="utf-8")
-    (directory / "txnsrcsv.json").write_bytes(source_siteinfo.read_bytes())
+    if source_siteinfo is not None:
+        (directory / "txnsrcsv.json").write_bytes(source_siteinfo.read_bytes())
     (directory / "replpriv.bin").write_bytes(replication_key.read_bytes())
     set_java_server_config(directory, '"enable_txn_queue" = "yes"',
                            '"replication_authentication" = "privatekey:301:0.NA/TEST"',
-                           '"replication_interval" = "500"')
+                           '"replication_interval" = "500"', *extra)
     return port
 
 

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from java import JavaServer
@@ -79,15 +78,8 @@ def test_a_java_mirror_pulls_our_primarys_changes_through_our_mirror(tmp_path: P
         middle = start_server(tmp_path / "middle", port)
         started.append(middle)
         java_dir = tmp_path / "java-mirror"
-        port = setup_java(java_dir, "mirror-secret")
-        siteinfo = java_dir / "siteinfo.json"
-        siteinfo.write_text(siteinfo.read_text(encoding="utf-8").replace('"primarySite": true',
-                                                                          '"primarySite": false'), encoding="utf-8")
-        shutil.copyfile(middle.directory / "siteinfo.json", java_dir / "txnsrcsv.json")
-        shutil.copyfile(key, java_dir / "replpriv.bin")
-        set_java_server_config(java_dir, '"enable_txn_queue" = "yes"',
-                               '"replication_authentication" = "privatekey:301:0.NA/TEST"',
-                               '"replication_interval" = "500"', '"replication_pull_other_transactions" = "yes"')
+        port = make_java_mirror(java_dir, middle.directory / "siteinfo.json", key,
+                                '"replication_pull_other_transactions" = "yes"')
         java = start_java_repl_server(java_dir, port)
         started.append(java)
         with AdminClient(primary.address, ADMIN) as admin:

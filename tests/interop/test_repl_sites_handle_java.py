@@ -19,8 +19,7 @@ from servers import ServerProcess
 from test_repl_java import (
     _replication_build_present,  # noqa: F401 -- the autouse skip when the replication build is missing
     java_resolves,
-    set_java_server_config,
-    setup_java,
+    make_java_mirror,
     start_java_repl_server,
 )
 
@@ -37,19 +36,13 @@ def group(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProc
     started: list[ServerProcess | JavaServer] = [a, b]
     try:
         java_dir = root / "java-mirror"
-        port = setup_java(java_dir, "mirror-secret")
-        siteinfo = java_dir / "siteinfo.json"
-        siteinfo.write_text(siteinfo.read_text(encoding="utf-8").replace('"primarySite": true',
-                                                                          '"primarySite": false'), encoding="utf-8")
-        shutil.copyfile(a.directory / "admpriv.bin", java_dir / "replpriv.bin")
-        set_java_server_config(java_dir, '"enable_txn_queue" = "yes"',
-                               '"replication_authentication" = "privatekey:301:0.NA/TEST"',
-                               '"replication_interval" = "500"', f'"replication_sites_handle" = "{SITES_HANDLE}"')
+        port = make_java_mirror(java_dir, None, a.directory / "admpriv.bin",
+                                f'"replication_sites_handle" = "{SITES_HANDLE}"')
         shutil.rmtree(java_dir / "client")
         write_client_config(java_dir / "client", a.directory / "siteinfo.json")  # its resolver asks a
         java = start_java_repl_server(java_dir, port)
         started.append(java)
-        ask_mirror = write_client_config(root / "ask-mirror", siteinfo)
+        ask_mirror = write_client_config(root / "ask-mirror", java_dir / "siteinfo.json")
         yield a, b, java, ask_mirror
     finally:
         for server in reversed(started):
